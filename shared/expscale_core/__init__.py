@@ -1,0 +1,89 @@
+"""expscale_core: experience memory for LLM applications, framework-free.
+
+Capture episodes, distill them in the background into compact experiences, store them in Qdrant,
+retrieve them for new queries, and refine the store over time (arXiv 2509.18771).
+"""
+
+from expscale_core.distill import Action, Decision, Distiller, LLMDistiller, RulesDistiller
+from expscale_core.embed import CachedEmbedder, Embedder, HashEmbedder, MiniLMEmbedder, OpenAIEmbedder
+from expscale_core.engine import EngineStats, ExperienceEngine
+from expscale_core.episode import (
+    Episode,
+    EpisodeStatus,
+    ErrorStep,
+    LLMStep,
+    Message,
+    ObservationStep,
+    Outcome,
+    RetrievalStep,
+    ToolStep,
+)
+from expscale_core.errors import (
+    CollectionMismatchError,
+    ConfigError,
+    EmbedderError,
+    ExpscaleError,
+    LLMError,
+    LLMOutputError,
+    QueueError,
+    StoreError,
+    StoreLockedError,
+)
+from expscale_core.experience import Experience, ExperienceKind, ExperienceStatus, Provenance, ScoredExperience
+from expscale_core.llm import LLM, OpenAILLM
+from expscale_core.queue import EpisodeQueue
+from expscale_core.refine import RefineReport
+from expscale_core.retrieve import format_experiences
+from expscale_core.scope import Scope
+from expscale_core.settings import ExpscaleSettings
+from expscale_core.store import ExperienceStore, QdrantExperienceStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LLM",
+    "Action",
+    "CachedEmbedder",
+    "CollectionMismatchError",
+    "ConfigError",
+    "Decision",
+    "Distiller",
+    "Embedder",
+    "EmbedderError",
+    "EngineStats",
+    "Episode",
+    "EpisodeQueue",
+    "EpisodeStatus",
+    "ErrorStep",
+    "Experience",
+    "ExperienceEngine",
+    "ExperienceKind",
+    "ExperienceStatus",
+    "ExperienceStore",
+    "ExpscaleError",
+    "ExpscaleSettings",
+    "HashEmbedder",
+    "LLMDistiller",
+    "LLMError",
+    "LLMOutputError",
+    "LLMStep",
+    "Message",
+    "MiniLMEmbedder",
+    "ObservationStep",
+    "OpenAIEmbedder",
+    "OpenAILLM",
+    "Outcome",
+    "Provenance",
+    "QdrantExperienceStore",
+    "QueueError",
+    "RefineReport",
+    "RetrievalStep",
+    "RulesDistiller",
+    "ScoredExperience",
+    "Scope",
+    "StoreError",
+    "StoreLockedError",
+    "ToolStep",
+    "RulesDistiller",
+    "format_experiences",
+]

@@ -1,0 +1,109 @@
+"""Turning a distiller's decisions into store writes (pure function)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from expscale_core.distill.base import Action, Decision
+from expscale_core.episode import Episode
+from expscale_core.experience import Experience, ExperienceStatus, Provenance
+
+__all__ = ["StorePlan", "plan_writes"]
+
+_ID_NAMESPACE = uuid.UUID("8c3e4f0a-5b7d-4e49-9a59-1d2f7b0c6e11")
+
+
+@dataclass
+class StorePlan:
+    """New records to embed and insert, and existing records whose payload changes.
+
+    ``new`` is written before ``changed``, so a record is only marked superseded once its
+    replacement exists.
+    """
+
+    new: list[Experience] = field(default_factory=list)
+    changed: list[Experience] = field(default_factory=list)
+
+
+def _stable_id(episode_id: str, content: str) -> str:
+    # Re-processing the same episode after a crash rewrites the same points instead of duplicating them.
+    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{episode_id}:{digest}"))
+
+
+def plan_writes(
+    episode: Episode,
+    decisions: Sequence[Decision],
+    existing: Sequence[Experience],
+    *,
+    distiller: str,
+    prompt_version: str | None,
+    embedding_model: str,
+    now: datetime,
+) -> StorePlan:
+    by_id = {e.id: e for e in existing}
+    plan = StorePlan()
+    touched: dict[str, Experience] = {}
+
+    def current(target_id: str) -> Experience | None:
+        return touched.get(target_id) or by_id.get(target_id)
+
+    def provenance(extra: Sequence[str] = ()) -> Provenance:
+        return Provenance(
+            source_episode_ids=list(dict.fromkeys([*extra, episode.id])),
+            distiller=distiller,
+            prompt_version=prompt_version,
+            embedding_model=embedding_model,
+        )
+
+    for d in decisions:
+        target = current(d.target_id) if d.target_id else None
+        if d.action is Action.NOOP:
+            if target is not None:
+                touched[target.id] = _reinforced(target, episode.id, now)
+            continue
+        assert d.kind is not None and d.content is not None  # Decision validates this
+        if d.action is Action.UPDATE and target is not None:
+            sources = target.provenance.source_episode_ids
+            updated = _reinforced(target, episode.id, now).model_copy(
+                update={"kind": d.kind, "content": d.content, "applicability": d.applicability or target.applicability,
+                        "provenance": provenance(sources).model_copy(
+                            update={"merge_parents": target.provenance.merge_parents})}
+            )
+            # Content changed, so the vector must change too: it is re-embedded as a "new" write.
+            touched.pop(target.id, None)
+            plan.new.append(updated)
+            continue
+        fresh = Experience(
+            id=_stable_id(episode.id, d.content),
+            kind=d.kind,
+            content=d.content,
+            applicability=d.applicability,
+            scope=episode.scope,
+            provenance=provenance(),
+            created_at=now,
+            updated_at=now,
+        )
+        if d.action is Action.SUPERSEDE and target is not None:
+            fresh = fresh.model_copy(update={"supersedes": [target.id]})
+            touched[target.id] = target.model_copy(
+                update={"status": ExperienceStatus.SUPERSEDED, "superseded_by": fresh.id, "updated_at": now}
+            )
+        plan.new.append(fresh)
+    plan.changed = list(touched.values())
+    return plan
+
+
+def _reinforced(exp: Experience, episode_id: str, now: datetime) -> Experience:
+    sources = list(dict.fromkeys([*exp.provenance.source_episode_ids, episode_id]))
+    return exp.model_copy(
+        update={
+            "support": exp.support + 1,
+            "updated_at": now,
+            "provenance": exp.provenance.model_copy(update={"source_episode_ids": sources}),
+        }
+    )

@@ -1,0 +1,120 @@
+"""The no-LLM distiller: lessons that a verified outcome makes certain, with no model call."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from expscale_core.distill.base import Action, Decision
+from expscale_core.episode import Episode, ErrorStep, ToolStep
+from expscale_core.experience import Experience, ExperienceKind
+from expscale_core.scoring import normalize_answer
+
+__all__ = ["RulesDistiller"]
+
+
+def _short(value: object, limit: int = 300) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def answer_lesson(episode: Episode) -> tuple[ExperienceKind, str] | None:
+    """question→answer from feedback: the verified answer, or the correction of a wrong one."""
+    outcome = episode.outcome
+    if outcome is None:
+        return None
+    question = _short(episode.input)
+    if outcome.correction:
+        wrong = f" (not “{_short(episode.output, 120)}”)" if episode.output and not outcome.success else ""
+        return ExperienceKind.FACT, f"For “{question}” the correct answer is: {_short(outcome.correction)}{wrong}."
+    if outcome.success and episode.output:
+        return ExperienceKind.FACT, f"For “{question}” the verified answer is: {_short(episode.output)}."
+    if not outcome.success and episode.output:
+        why = f" Feedback: {_short(outcome.comment)}" if outcome.comment else ""
+        return ExperienceKind.PITFALL, f"For “{question}” the answer “{_short(episode.output)}” was wrong.{why}"
+    return None
+
+
+def error_fix_lessons(episode: Episode) -> list[str]:
+    """error→fix: a tool call that failed and a later call of the same tool that succeeded."""
+    lessons: list[str] = []
+    failed: dict[str, ToolStep] = {}
+    for step in episode.steps:
+        if not isinstance(step, ToolStep):
+            continue
+        if step.error:
+            failed.setdefault(step.tool, step)
+        elif step.tool in failed:
+            bad = failed.pop(step.tool)
+            lessons.append(
+                f"Tool {step.tool} failed with input {_short(bad.input, 150)} ({_short(bad.error, 150)}); "
+                f"it worked with input {_short(step.input, 150)}."
+            )
+    if episode.outcome is not None and not episode.outcome.success:
+        for step in episode.steps:
+            if isinstance(step, ErrorStep) and episode.outcome.correction:
+                lessons.append(
+                    f"{step.error_type}: {_short(step.message, 150)} — fix: {_short(episode.outcome.correction)}"
+                )
+    return lessons
+
+
+class RulesDistiller:
+    """Distills without an LLM: it only records what the outcome verifies.
+
+    - A judged answer becomes a fact (the verified or corrected answer) or a pitfall (a wrong answer).
+    - A failed tool call followed by a working one becomes a pitfall with its fix.
+    - An unjudged episode yields nothing but its error→fix lessons.
+    A new answer for a question the store already answers differently supersedes the old one:
+    the newest verified feedback wins.
+
+    Example:
+        >>> from expscale_core.episode import Outcome
+        >>> ep = Episode(input="capital of France?", output="Paris", outcome=Outcome(score=1))
+        >>> RulesDistiller().distill(ep, [])[0].content
+        'For “capital of France?” the verified answer is: Paris.'
+    """
+
+    def __init__(self, same_question_threshold: float | None = None) -> None:
+        # Off by default: "who won in 2010?" and "who won in 2014?" embed almost identically, and a
+        # wrong supersede hides a correct fact. Exact (normalized) question matches always count.
+        self.same_question_threshold = same_question_threshold
+
+    @property
+    def name(self) -> str:
+        return "rules"
+
+    @property
+    def prompt_version(self) -> None:
+        return None
+
+    def distill(self, episode: Episode, similar: Sequence[tuple[Experience, float]]) -> list[Decision]:
+        decisions: list[Decision] = []
+        applicability = f"questions like: {_short(episode.input, 200)}"
+        lesson = answer_lesson(episode)
+        if lesson is not None:
+            kind, content = lesson
+            decisions.append(self._against_existing(kind, content, applicability, similar))
+        for text in error_fix_lessons(episode):
+            decisions.append(
+                Decision(Action.ADD, kind=ExperienceKind.PITFALL, content=text, applicability=applicability)
+            )
+        return decisions
+
+    def _against_existing(
+        self, kind: ExperienceKind, content: str, applicability: str, similar: Sequence[tuple[Experience, float]]
+    ) -> Decision:
+        wanted = normalize_answer(applicability)
+        for existing, similarity in similar:
+            same_question = normalize_answer(existing.applicability) == wanted or (
+                self.same_question_threshold is not None and similarity >= self.same_question_threshold
+            )
+            if not same_question or existing.kind not in (ExperienceKind.FACT, ExperienceKind.PITFALL):
+                continue
+            if normalize_answer(existing.content) == normalize_answer(content):
+                return Decision(Action.NOOP, target_id=existing.id)
+            return Decision(
+                Action.SUPERSEDE, target_id=existing.id, kind=kind, content=content, applicability=applicability
+            )
+        return Decision(Action.ADD, kind=kind, content=content, applicability=applicability)

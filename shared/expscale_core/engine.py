@@ -1,0 +1,430 @@
+"""The experience engine: capture → durable queue → background distillation → store → retrieval → refinement."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from pydantic import BaseModel
+
+from expscale_core.apply import plan_writes
+from expscale_core.distill.base import Distiller
+from expscale_core.embed.base import Embedder
+from expscale_core.episode import Episode, Outcome, utcnow
+from expscale_core.errors import ExpscaleError, LLMOutputError
+from expscale_core.experience import Experience, ExperienceStatus, ScoredExperience
+from expscale_core.llm import LLM
+from expscale_core.queue import EpisodeQueue
+from expscale_core.refine import Refiner, RefineReport, retention_value
+from expscale_core.retrieve import format_experiences, rank
+from expscale_core.scope import Scope
+from expscale_core.scoring import count_tokens
+from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
+from expscale_core.store.base import ExperienceStore
+from expscale_core.worker import BackgroundWorker
+
+__all__ = ["EngineStats", "ExperienceEngine"]
+
+log = logging.getLogger(__name__)
+ScopeLike = Scope | dict[str, Any] | str | None
+
+
+class EngineStats(BaseModel):
+    """A snapshot of the engine's store and queue."""
+
+    experiences: dict[str, int]
+    active_tokens: int
+    episodes: dict[str, int]
+    embedder: str
+    distiller: str
+    llm_calls: int
+    llm_prompt_tokens: int
+    llm_completion_tokens: int
+
+
+class ExperienceEngine:
+    """Learns from finished episodes and serves what it learned.
+
+    Collaborators are injected; :meth:`from_settings` builds them from :class:`ExpscaleSettings`.
+    The first :meth:`record` starts the background worker; nothing runs before that.
+
+    Example:
+        >>> from expscale_core.testing import make_engine
+        >>> from expscale_core.episode import Outcome
+        >>> with make_engine() as engine:
+        ...     _ = engine.record(Episode(input="capital of Peru?", output="Lima", outcome=Outcome(score=1)))
+        ...     _ = engine.drain(timeout=10)
+        ...     engine.retrieve("what is the capital of Peru?")[0].experience.content
+        'For “capital of Peru?” the verified answer is: Lima.'
+    """
+
+    def __init__(
+        self,
+        *,
+        store: ExperienceStore,
+        embedder: Embedder,
+        distiller: Distiller,
+        queue: EpisodeQueue,
+        llm: LLM | None = None,
+        scope: ScopeLike = None,
+        retrieve_settings: RetrieveSettings | None = None,
+        distill_settings: DistillSettings | None = None,
+        refine_settings: RefineSettings | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.distiller = distiller
+        self.queue = queue
+        self.llm = llm
+        self.scope = Scope.coerce(scope)
+        self.retrieve_settings = retrieve_settings or RetrieveSettings()
+        self.distill_settings = distill_settings or DistillSettings()
+        self.refine_settings = refine_settings or RefineSettings()
+        self._clock = clock
+        self._worker = BackgroundWorker(self._background_step, idle_s=self.distill_settings.idle_s)
+        self._usage: Counter[str] = Counter()
+        self._last_used: dict[str, datetime] = {}
+        self._usage_lock = threading.Lock()
+        self._new_since_refine = 0
+        self._last_refine = time.monotonic()
+        self._refine_lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: Any = None, **overrides: Any) -> ExperienceEngine:
+        """Build the engine from :class:`~expscale_core.settings.ExpscaleSettings` (read from env when None).
+
+        ``overrides`` replace any collaborator: ``store=``, ``embedder=``, ``distiller=``, ``llm=``, ``queue=``.
+        """
+        from expscale_core.factory import build_engine
+
+        return build_engine(cls, settings, **overrides)
+
+    # -- capture -------------------------------------------------------------------------
+
+    def record(self, episode: Episode, *, scope: ScopeLike = None) -> str:
+        """Persist a finished episode for background distillation; returns its id.
+
+        The episode is durable when this returns. Distillation happens later on the worker thread.
+        """
+        if not isinstance(episode, Episode):
+            raise TypeError(f"record() takes an Episode, not {type(episode).__name__}; build one with Episode(input=...)")
+        self._check_open()
+        if scope is not None:
+            episode = episode.model_copy(update={"scope": Scope.coerce(scope)})
+        elif episode.scope == Scope() and self.scope != Scope():
+            episode = episode.model_copy(update={"scope": self.scope})
+        self.queue.put(episode)
+        self._worker.start()
+        self._worker.notify()
+        return episode.id
+
+    def feedback(
+        self,
+        episode_id: str,
+        score: float | bool,
+        comment: str | None = None,
+        *,
+        correction: str | None = None,
+    ) -> None:
+        """Attach an outcome to an episode and credit the experiences that were served to it.
+
+        Args:
+            episode_id: the id :meth:`record` returned (for LangChain, the root run id).
+            score: in [-1, 1], or a bool: above 0 helped, below 0 was wrong or harmful.
+            comment: what the user said, kept with the episode.
+            correction: the right answer or fix, when known; distillers learn it.
+        """
+        if isinstance(score, bool):
+            score = 1.0 if score else -1.0
+        if not isinstance(score, (int, float)) or not -1.0 <= float(score) <= 1.0:
+            raise ValueError(f"feedback score must be a number in [-1, 1] or a bool, got {score!r}")
+        self._check_open()
+        outcome = Outcome(score=float(score), comment=comment, correction=correction)
+        self.queue.attach_outcome(episode_id, outcome)
+        self.queue.set_verdict(episode_id, (score > 0) - (score < 0))
+        self._worker.start()
+        self._worker.notify()
+
+    # -- retrieval -----------------------------------------------------------------------
+
+    def retrieve(
+        self,
+        query: str,
+        k: int | None = None,
+        scope: ScopeLike = None,
+        min_score: float | None = None,
+        *,
+        episode_id: str | None = None,
+    ) -> list[ScoredExperience]:
+        """The ``k`` most useful active experiences for ``query`` in ``scope``, best first.
+
+        ``min_score`` is a floor on cosine similarity (default from settings). With ``episode_id``,
+        the engine remembers what it served so :meth:`feedback` on that episode credits them.
+        """
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str, not {type(query).__name__}")
+        k = k or self.retrieve_settings.k
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        if not query.strip():
+            return []
+        floor = self.retrieve_settings.min_score if min_score is None else min_score
+        with self._worker.request():
+            self.store.ensure_collection(self.embedder.dimension)
+            vector = self.embedder.embed([query])[0]
+            candidates = self.store.search(
+                vector, scope=Scope.coerce(scope) if scope is not None else self.scope, limit=k * 3,
+                min_similarity=floor,
+            )
+            ranked = rank(candidates, k=k, now=self._clock(), settings=self.retrieve_settings)
+            if ranked:
+                now = self._clock()
+                with self._usage_lock:
+                    for item in ranked:
+                        self._usage[item.experience.id] += 1
+                        self._last_used[item.experience.id] = now
+                if episode_id is not None:
+                    self.queue.record_served(episode_id, [s.experience.id for s in ranked])
+        return ranked
+
+    def format(self, experiences: Sequence[ScoredExperience | Experience], token_budget: int | None = None) -> str:
+        """Render experiences as a prompt block under the configured token budget."""
+        return format_experiences(experiences, token_budget=token_budget or self.retrieve_settings.token_budget)
+
+    # -- background work -----------------------------------------------------------------
+
+    def _background_step(self, draining: bool) -> int:
+        handled = self.distill_pending(limit=self.distill_settings.batch_size, ignore_delay=draining)
+        handled += self._flush_credits()
+        self._maybe_refine()
+        return handled
+
+    def distill_pending(
+        self,
+        *,
+        limit: int | None = None,
+        ignore_delay: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Distill queued episodes on the calling thread; returns how many were handled.
+
+        The worker calls this in batches. The CLI calls it directly (``expscale distill``).
+        """
+        handled = 0
+        while limit is None or handled < limit:
+            batch_size = self.distill_settings.batch_size if limit is None else min(
+                self.distill_settings.batch_size, limit - handled
+            )
+            episodes = self.queue.claim(batch_size, ignore_delay=ignore_delay)
+            if not episodes:
+                break
+            for episode in episodes:
+                self._distill_one(episode)
+                handled += 1
+                if progress is not None:
+                    progress(1)
+        return handled
+
+    def _distill_one(self, episode: Episode) -> None:
+        try:
+            self.store.ensure_collection(self.embedder.dimension)
+            similar: list[tuple[Experience, float]] = []
+            if self.distill_settings.similar_k:
+                vector = self.embedder.embed([episode.input])[0]
+                similar = self.store.search(vector, scope=episode.scope, limit=self.distill_settings.similar_k)
+            decisions = self.distiller.distill(episode, similar)
+            plan = plan_writes(
+                episode,
+                decisions,
+                [e for e, _ in similar],
+                distiller=self.distiller.name,
+                prompt_version=self.distiller.prompt_version,
+                embedding_model=self.embedder.model_id,
+                now=self._clock(),
+            )
+            if plan.new:
+                vectors = self.embedder.embed([e.embedding_text() for e in plan.new])
+                self.store.upsert(list(zip(plan.new, vectors)))
+            self.store.update(plan.changed)
+        except LLMOutputError as exc:
+            log.warning("episode %s: unusable LLM output, marked failed: %s", episode.id, exc)
+            self.queue.fail(episode.id, str(exc), raw_output=exc.raw)
+            return
+        except (ExpscaleError, OSError) as exc:
+            gave_up = self.queue.defer(
+                episode.id, f"{type(exc).__name__}: {exc}",
+                backoff_s=self.distill_settings.retry_backoff_s, max_attempts=self.distill_settings.max_attempts,
+            )
+            log.warning("episode %s: distillation failed (%s); %s", episode.id, exc,
+                        "marked failed" if gave_up else "will retry")
+            return
+        except Exception as exc:  # a bug in a distiller must not lose the episode
+            log.exception("episode %s: unexpected distillation error", episode.id)
+            self.queue.fail(episode.id, f"{type(exc).__name__}: {exc}")
+            return
+        self.queue.complete([episode.id])
+        self._new_since_refine += len(plan.new)
+
+    def _flush_credits(self) -> int:
+        """Write retrieval counts and feedback credits to the store. Kept for later if the store fails."""
+        with self._usage_lock:
+            usage, self._usage = self._usage, Counter()
+            last_used, self._last_used = self._last_used, {}
+        rows = self.queue.uncredited()
+        if not usage and not rows:
+            return 0
+        try:
+            ids = list(dict.fromkeys([*usage, *(r[1] for r in rows)]))
+            now = self._clock()
+            updated: dict[str, Experience] = {e.id: e for e, _ in self.store.get(ids)}
+            for exp_id, n in usage.items():
+                if exp_id in updated:
+                    e = updated[exp_id]
+                    updated[exp_id] = e.model_copy(
+                        update={"times_retrieved": e.times_retrieved + n, "last_used_at": last_used.get(exp_id, now)}
+                    )
+            for _, exp_id, verdict, applied in rows:
+                if exp_id in updated:
+                    e = updated[exp_id]
+                    updated[exp_id] = e.model_copy(
+                        update={
+                            "helpful": max(0, e.helpful + (verdict > 0) - (applied > 0)),
+                            "harmful": max(0, e.harmful + (verdict < 0) - (applied < 0)),
+                        }
+                    )
+            half_life = self.refine_settings.utility_half_life_days
+            self.store.update(
+                [e.model_copy(update={"utility": round(retention_value(e, now, half_life), 4)})
+                 for e in updated.values()]
+            )
+            self.queue.mark_credited(rows)
+        except ExpscaleError as exc:
+            log.warning("could not write usage statistics yet (%s); keeping them for the next try", exc)
+            with self._usage_lock:
+                self._usage.update(usage)
+                for k, v in last_used.items():
+                    self._last_used.setdefault(k, v)
+            return 0
+        return len(rows) + len(usage)
+
+    def _maybe_refine(self) -> None:
+        s = self.refine_settings
+        due_n = s.every_n_experiences is not None and self._new_since_refine >= s.every_n_experiences
+        due_t = s.every_s is not None and time.monotonic() - self._last_refine >= s.every_s
+        if due_n or due_t:
+            try:
+                report = self.refine()
+                log.info("periodic refine: %s", report.model_dump())
+            except ExpscaleError as exc:
+                log.warning("periodic refine failed, will try again later: %s", exc)
+                self._last_refine = time.monotonic()
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every queued episode is distilled or failed, and all feedback is credited.
+
+        Returns False if ``timeout`` seconds passed first. Episodes waiting for a retry after an
+        LLM or store failure keep their backoff, so ``drain`` may time out while a server is down.
+        """
+        self._check_open()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._worker.start()
+        with self._worker.draining():
+            self._worker.notify()
+            while self.queue.outstanding() or self._usage:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.02)
+        return True
+
+    # -- maintenance ---------------------------------------------------------------------
+
+    def refine(self, scope: ScopeLike = None) -> RefineReport:
+        """Merge near-duplicates, supersede contradictions, decay utility and enforce the cap now."""
+        with self._refine_lock:
+            report = Refiner(self.store, self.embedder, self.refine_settings, self.llm).run(
+                Scope.coerce(scope) if scope is not None else None, now=self._clock()
+            )
+            self._new_since_refine = 0
+            self._last_refine = time.monotonic()
+            return report
+
+    def restore(self, experience_ids: Sequence[str]) -> int:
+        """Make archived or superseded experiences active again; returns how many changed."""
+        items = [e for e, _ in self.store.get(list(experience_ids)) if e.status is not ExperienceStatus.ACTIVE]
+        self.store.update(
+            [e.model_copy(update={"status": ExperienceStatus.ACTIVE, "superseded_by": None,
+                                  "updated_at": self._clock()}) for e in items]
+        )
+        return len(items)
+
+    def delete(self, *, scope: ScopeLike = None, episode_id: str | None = None) -> dict[str, int]:
+        """Completely delete a scope (experiences and episodes) or one episode and what came only from it."""
+        if (scope is None) == (episode_id is None):
+            raise ValueError("pass exactly one of scope= or episode_id=")
+        if scope is not None:
+            target = Scope.coerce(scope)
+            return {"experiences": self.store.delete_scope(target), "episodes": self.queue.delete_scope(target)}
+        assert episode_id is not None
+        derived = [
+            e for e, _ in self.store.scan()
+            if episode_id in e.provenance.source_episode_ids
+        ]
+        only_from_it = [e.id for e in derived if set(e.provenance.source_episode_ids) == {episode_id}]
+        self.store.delete(only_from_it)
+        self.store.update(
+            [e.model_copy(update={"provenance": e.provenance.model_copy(update={
+                "source_episode_ids": [x for x in e.provenance.source_episode_ids if x != episode_id]})})
+             for e in derived if e.id not in only_from_it]
+        )
+        return {"experiences": len(only_from_it), "episodes": self.queue.delete_episode(episode_id)}
+
+    def stats(self) -> EngineStats:
+        self.store.ensure_collection(self.embedder.dimension)
+        by_status = {s.value: self.store.count(statuses=[s]) for s in ExperienceStatus}
+        tokens = sum(count_tokens(e.content) for e, _ in self.store.scan(statuses=[ExperienceStatus.ACTIVE]))
+        usage = self.llm.usage if self.llm is not None else None
+        return EngineStats(
+            experiences=by_status,
+            active_tokens=tokens,
+            episodes=self.queue.counts(),
+            embedder=self.embedder.model_id,
+            distiller=self.distiller.name,
+            llm_calls=usage.calls if usage else 0,
+            llm_prompt_tokens=usage.prompt_tokens if usage else 0,
+            llm_completion_tokens=usage.completion_tokens if usage else 0,
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this ExperienceEngine is closed; create a new one")
+
+    def close(self) -> None:
+        """Stop the worker (episodes not yet distilled stay queued), flush statistics, close the store."""
+        if self._closed:
+            return
+        self._worker.stop()
+        try:
+            self._flush_credits()
+        except ExpscaleError as exc:
+            log.warning("could not flush usage statistics on close: %s", exc)
+        self._closed = True
+        self.store.close()
+        self.queue.close()
+
+    def __enter__(self) -> ExperienceEngine:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

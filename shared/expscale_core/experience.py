@@ -1,0 +1,90 @@
+"""Experiences: the compact, reusable knowledge distilled from episodes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from expscale_core.episode import utcnow
+from expscale_core.scope import Scope
+
+__all__ = ["Experience", "ExperienceKind", "ExperienceStatus", "Provenance", "ScoredExperience"]
+
+
+class ExperienceKind(str, Enum):
+    STRATEGY = "strategy"
+    FACT = "fact"
+    PROCEDURE = "procedure"
+    PITFALL = "pitfall"
+
+
+class ExperienceStatus(str, Enum):
+    ACTIVE = "active"
+    SUPERSEDED = "superseded"
+    ARCHIVED = "archived"
+    QUARANTINED = "quarantined"
+
+
+class Provenance(BaseModel):
+    """Where an experience came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_episode_ids: list[str] = Field(default_factory=list)
+    distiller: str = "unknown"
+    prompt_version: str | None = None
+    merge_parents: list[str] = Field(default_factory=list)
+    embedding_model: str | None = None
+
+
+class Experience(BaseModel):
+    """A reusable lesson: a strategy, fact, procedure or pitfall, with its statistics.
+
+    Example:
+        >>> exp = Experience(kind="fact", content="Paris is the capital of France.",
+        ...                  applicability="questions about France's capital")
+        >>> exp.status.value
+        'active'
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    kind: ExperienceKind
+    content: str = Field(min_length=1)
+    applicability: str = ""
+    scope: Scope = Field(default_factory=Scope)
+    provenance: Provenance = Field(default_factory=Provenance)
+
+    support: int = Field(default=1, ge=0)
+    times_retrieved: int = Field(default=0, ge=0)
+    helpful: int = Field(default=0, ge=0)
+    harmful: int = Field(default=0, ge=0)
+    utility: float = 0.0
+
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    status: ExperienceStatus = ExperienceStatus.ACTIVE
+
+    supersedes: list[str] = Field(default_factory=list)
+    superseded_by: str | None = None
+
+    def embedding_text(self) -> str:
+        """The text that is embedded: when to use it first, then the lesson itself."""
+        if self.applicability:
+            return f"{self.applicability}\n{self.content}"
+        return self.content
+
+
+class ScoredExperience(BaseModel):
+    """A retrieved experience with its raw similarity and its blended rank score."""
+
+    model_config = ConfigDict(frozen=True)
+
+    experience: Experience
+    score: float
+    similarity: float

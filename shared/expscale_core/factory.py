@@ -1,0 +1,113 @@
+"""Building an engine's collaborators from settings: the only place settings turn into clients."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from expscale_core.distill.base import Distiller
+from expscale_core.distill.llm_distiller import LLMDistiller
+from expscale_core.distill.rules import RulesDistiller
+from expscale_core.embed.base import CachedEmbedder, Embedder
+from expscale_core.embed.hashing import HashEmbedder
+from expscale_core.embed.minilm import MiniLMEmbedder
+from expscale_core.embed.openai_embedder import OpenAIEmbedder
+from expscale_core.errors import ConfigError
+from expscale_core.llm import LLM, OpenAILLM
+from expscale_core.queue import EpisodeQueue
+from expscale_core.settings import ExpscaleSettings
+from expscale_core.store.qdrant import QdrantExperienceStore
+
+if TYPE_CHECKING:
+    import openai
+
+    from expscale_core.engine import ExperienceEngine
+
+__all__ = ["build_embedder", "build_engine", "build_llm", "build_openai_client", "build_store"]
+
+_COLLABORATORS = {"store", "embedder", "distiller", "llm", "queue", "scope", "clock"}
+
+
+def build_openai_client(settings: ExpscaleSettings) -> openai.OpenAI:
+    import openai
+
+    api_key = settings.llm.api_key.get_secret_value() if settings.llm.api_key else None
+    if api_key is None and settings.llm.base_url:
+        api_key = "not-needed"  # local OpenAI-compatible servers usually ignore the key, but the client wants one
+    return openai.OpenAI(
+        api_key=api_key,
+        base_url=settings.llm.base_url,
+        timeout=settings.llm.timeout_s,
+        max_retries=settings.llm.max_retries,
+    )
+
+
+def build_llm(settings: ExpscaleSettings) -> LLM | None:
+    if not settings.llm.model:
+        return None
+    return OpenAILLM(
+        build_openai_client(settings),
+        model=settings.llm.model,
+        structured_output=settings.llm.structured_output,
+        temperature=settings.llm.temperature,
+    )
+
+
+def build_embedder(settings: ExpscaleSettings) -> Embedder:
+    s = settings.embedder
+    inner: Embedder
+    if s.provider == "hash":
+        inner = HashEmbedder(s.hash_dimension)
+    elif s.provider == "openai":
+        inner = OpenAIEmbedder(build_openai_client(settings), model=s.openai_model, dimension=s.openai_dimensions)
+    else:
+        inner = MiniLMEmbedder(s.model_path, s.tokenizer_path)
+    return CachedEmbedder(inner, cache_size=s.cache_size, batch_size=s.batch_size)
+
+
+def build_store(settings: ExpscaleSettings) -> QdrantExperienceStore:
+    s = settings.store
+    if s.url:
+        return QdrantExperienceStore.open(
+            url=s.url, api_key=s.api_key.get_secret_value() if s.api_key else None, collection=s.collection
+        )
+    path = settings.qdrant_path()
+    if path == ":memory:":
+        return QdrantExperienceStore.open(location=":memory:", collection=s.collection)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return QdrantExperienceStore.open(path=path, collection=s.collection)
+
+
+def build_engine(cls: type[ExperienceEngine], settings: ExpscaleSettings | None, **overrides: Any) -> ExperienceEngine:
+    unknown = set(overrides) - _COLLABORATORS
+    if unknown:
+        raise TypeError(f"unknown override(s) {sorted(unknown)}; allowed: {sorted(_COLLABORATORS)}")
+    if settings is None:
+        settings = ExpscaleSettings()
+    elif not isinstance(settings, ExpscaleSettings):
+        raise TypeError(f"settings must be ExpscaleSettings, not {type(settings).__name__}")
+    llm = overrides.pop("llm") if "llm" in overrides else build_llm(settings)
+    embedder = overrides.pop("embedder", None) or build_embedder(settings)
+    distiller: Distiller = overrides.pop("distiller", None) or (
+        LLMDistiller(llm) if llm is not None else RulesDistiller()
+    )
+    queue = overrides.pop("queue", None) or EpisodeQueue(settings.queue_path(), delay_s=settings.distill.delay_s)
+    store = overrides.pop("store", None) or build_store(settings)
+    try:
+        store.ensure_collection(embedder.dimension)
+    except Exception:
+        store.close()
+        queue.close()
+        raise
+    if settings.embedder.provider == "openai" and not settings.llm.base_url and not settings.llm.api_key:
+        raise ConfigError("the openai embedder needs EXPSCALE_LLM__BASE_URL or EXPSCALE_LLM__API_KEY")
+    return cls(
+        store=store,
+        embedder=embedder,
+        distiller=distiller,
+        queue=queue,
+        llm=llm,
+        retrieve_settings=settings.retrieve,
+        distill_settings=settings.distill,
+        refine_settings=settings.refine,
+        **overrides,
+    )

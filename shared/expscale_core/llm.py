@@ -1,0 +1,187 @@
+"""The LLM port and its implementation over the ``openai`` client (any OpenAI-compatible server)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel, ValidationError
+
+from expscale_core.errors import LLMError, LLMOutputError
+
+if TYPE_CHECKING:
+    import openai
+
+__all__ = ["LLM", "LLMUsage", "OpenAILLM", "strict_json_schema"]
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class LLMUsage:
+    """Running totals, for cost reporting."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@runtime_checkable
+class LLM(Protocol):
+    """Asks a chat model for output of a pydantic shape.
+
+    Contract: returns a validated instance of ``schema`` or raises :class:`LLMOutputError` (with the
+    raw text) when the model keeps answering in another shape, or :class:`LLMError` when the
+    server fails after retries. ``model_id`` names the model in provenance.
+    """
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def usage(self) -> LLMUsage: ...
+
+    def generate(self, system: str, user: str, schema: type[M]) -> M: ...
+
+
+def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema in the form OpenAI's strict structured output accepts:
+    every object closed and every property required, no defaults or titles."""
+    schema = copy.deepcopy(model.model_json_schema())
+
+    def fix(node: Any) -> None:
+        if isinstance(node, dict):
+            node.pop("default", None)
+            node.pop("title", None)
+            if node.get("type") == "object" and "properties" in node:
+                node["additionalProperties"] = False
+                node["required"] = list(node["properties"])
+            for value in node.values():
+                fix(value)
+        elif isinstance(node, list):
+            for value in node:
+                fix(value)
+
+    fix(schema)
+    return schema
+
+
+class OpenAILLM:
+    """Structured chat completions through ``openai.OpenAI``.
+
+    Transient failures (429, 5xx, timeouts) are retried with backoff by the client itself
+    (``max_retries`` on the client). Output that does not validate is retried once with the
+    validation error shown to the model; then :class:`LLMOutputError` carries the raw text.
+    Servers without JSON-schema support are detected once and asked for JSON by prompt instead.
+
+    Example:
+        >>> from expscale_core.testing import ScriptedLLM
+        >>> scripted = ScriptedLLM(['{"answer": "4"}'])
+        >>> class Answer(BaseModel):
+        ...     answer: str
+        >>> OpenAILLM(scripted.client, model="m").generate("sys", "2+2?", Answer).answer
+        '4'
+    """
+
+    def __init__(
+        self,
+        client: openai.OpenAI,
+        *,
+        model: str,
+        structured_output: bool = True,
+        temperature: float = 0.0,
+    ) -> None:
+        self._client = client
+        self._model = model
+        self._structured = structured_output
+        self._temperature = temperature
+        self._usage = LLMUsage()
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return self._model
+
+    @property
+    def usage(self) -> LLMUsage:
+        return self._usage
+
+    def generate(self, system: str, user: str, schema: type[M]) -> M:
+        messages: list[dict[str, str]] = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        raw = self._complete(messages, schema)
+        try:
+            return schema.model_validate_json(_strip_fences(raw))
+        except ValidationError as first:
+            log.info("LLM output did not validate against %s; asking once more", schema.__name__)
+            messages += [
+                {"role": "assistant", "content": raw},
+                {
+                    "role": "user",
+                    "content": "That output is not valid JSON for the required schema. Errors:\n"
+                    f"{_brief(first)}\nReply again with only the corrected JSON object.",
+                },
+            ]
+            raw = self._complete(messages, schema)
+            try:
+                return schema.model_validate_json(_strip_fences(raw))
+            except ValidationError as second:
+                raise LLMOutputError(
+                    f"{self._model} twice returned output that is not a valid {schema.__name__}: {_brief(second)}",
+                    raw=raw,
+                ) from second
+
+    def _complete(self, messages: Sequence[dict[str, str]], schema: type[BaseModel]) -> str:
+        import openai
+
+        kwargs: dict[str, Any] = {"model": self._model, "messages": list(messages), "temperature": self._temperature}
+        if self._structured:
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema.__name__, "schema": strict_json_schema(schema), "strict": True},
+            }
+        else:
+            kwargs["messages"] = _with_schema_hint(messages, schema)
+        try:
+            response = self._client.chat.completions.create(**kwargs)
+        except openai.BadRequestError as exc:
+            if self._structured and "response_format" in str(exc).lower():
+                log.warning("%s rejected JSON-schema output; falling back to JSON by prompt", self._model)
+                self._structured = False
+                return self._complete(messages, schema)
+            raise LLMError(f"{self._model} rejected the request: {exc}") from exc
+        except openai.OpenAIError as exc:
+            raise LLMError(f"{self._model} failed after the client's retries: {exc}") from exc
+        with self._lock:
+            self._usage.calls += 1
+            if response.usage is not None:
+                self._usage.prompt_tokens += response.usage.prompt_tokens
+                self._usage.completion_tokens += response.usage.completion_tokens
+        if not response.choices:
+            raise LLMOutputError(f"{self._model} returned no choices", raw="")
+        return response.choices[0].message.content or ""
+
+
+def _with_schema_hint(messages: Sequence[dict[str, str]], schema: type[BaseModel]) -> list[dict[str, str]]:
+    import json
+
+    hint = f"\n\nAnswer with one JSON object matching this JSON schema, and nothing else:\n{json.dumps(strict_json_schema(schema))}"
+    out = [dict(m) for m in messages]
+    out[0]["content"] += hint
+    return out
+
+
+def _strip_fences(raw: str) -> str:
+    text = raw.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rsplit("```", 1)[0]
+    return text.strip()
+
+
+def _brief(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors()[:5])

@@ -1,0 +1,344 @@
+"""The durable episode queue: SQLite in WAL mode inside the data dir.
+
+An episode is committed here before anything else happens to it, and leaves the ``pending``
+state only once its experiences are in the store. A claim is a lease: if the process dies while
+distilling, the lease runs out and the episode is claimed again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from expscale_core.episode import Episode, EpisodeStatus, Outcome
+from expscale_core.errors import QueueError
+from expscale_core.scope import Scope
+
+__all__ = ["EpisodeQueue"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS episodes (
+    id TEXT PRIMARY KEY,
+    namespace TEXT NOT NULL, tenant TEXT, agent TEXT, user TEXT,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL,
+    lease_until REAL,
+    payload TEXT NOT NULL,
+    error TEXT,
+    raw_output TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS episodes_status ON episodes(status, not_before);
+CREATE TABLE IF NOT EXISTS early_outcomes (episode_id TEXT PRIMARY KEY, payload TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS served (
+    episode_id TEXT NOT NULL,
+    experience_id TEXT NOT NULL,
+    served_at REAL NOT NULL,
+    verdict INTEGER NOT NULL DEFAULT 0,
+    applied INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (episode_id, experience_id)
+);
+"""
+
+_PROCESSING = "processing"  # internal: claimed by a worker under a lease
+
+
+class EpisodeQueue:
+    """Durable queue of captured episodes, plus which experiences were served to which episode.
+
+    Example:
+        >>> q = EpisodeQueue(":memory:")
+        >>> q.put(Episode(id="e1", input="hi"))
+        >>> [e.id for e in q.claim(10, ignore_delay=True)]
+        ['e1']
+    """
+
+    def __init__(
+        self, path: str | Path, *, delay_s: float = 0.0, lease_s: float = 600.0, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.path = str(path)
+        self.delay_s = delay_s
+        self.lease_s = lease_s
+        self._clock = clock
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise QueueError(f"cannot open the episode queue at {self.path}: {exc}; check EXPSCALE_DATA_DIR") from exc
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise QueueError(f"episode queue at {self.path} failed: {exc}") from exc
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            try:
+                return fn(self._db)
+            except sqlite3.Error as exc:
+                raise QueueError(f"episode queue at {self.path} failed: {exc}") from exc
+
+    # -- capture ---------------------------------------------------------------------------
+
+    def put(self, episode: Episode) -> None:
+        """Persist ``episode`` as pending. Re-recording an id replaces it and keeps its outcome."""
+        now = self._clock()
+        with self._tx() as db:
+            row = db.execute("SELECT payload FROM episodes WHERE id=?", (episode.id,)).fetchone()
+            early = db.execute("SELECT payload FROM early_outcomes WHERE episode_id=?", (episode.id,)).fetchone()
+            if episode.outcome is None and row is not None:
+                episode = episode.model_copy(update={"outcome": Episode.model_validate_json(row[0]).outcome})
+            if episode.outcome is None and early is not None:
+                episode = episode.model_copy(update={"outcome": Outcome.model_validate_json(early[0])})
+            episode = episode.model_copy(update={"status": EpisodeStatus.PENDING, "error": None})
+            s = episode.scope
+            db.execute(
+                "INSERT OR REPLACE INTO episodes (id, namespace, tenant, agent, user, status, attempts, not_before,"
+                " lease_until, payload, error, raw_output, created_at, updated_at)"
+                " VALUES (?,?,?,?,?,'pending',0,?,NULL,?,NULL,NULL,?,?)",
+                (episode.id, s.namespace, s.tenant, s.agent, s.user, now + self.delay_s,
+                 episode.model_dump_json(), now, now),
+            )
+            db.execute("DELETE FROM early_outcomes WHERE episode_id=?", (episode.id,))
+
+    def attach_outcome(self, episode_id: str, outcome: Outcome) -> bool:
+        """Attach feedback. A distilled or failed episode goes back to pending to be learned again.
+
+        Returns False when the episode is not recorded yet; the outcome is kept and joins it then.
+        """
+        with self._tx() as db:
+            row = db.execute("SELECT payload, status FROM episodes WHERE id=?", (episode_id,)).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT OR REPLACE INTO early_outcomes (episode_id, payload) VALUES (?, ?)",
+                    (episode_id, outcome.model_dump_json()),
+                )
+                return False
+            episode = Episode.model_validate_json(row[0]).model_copy(
+                update={"outcome": outcome, "status": EpisodeStatus.PENDING}
+            )
+            # Set pending even while a worker holds it: completing that claim then keeps it pending.
+            db.execute(
+                "UPDATE episodes SET payload=?, status='pending', attempts=0, lease_until=NULL,"
+                " not_before=MIN(not_before, ?), updated_at=? WHERE id=?",
+                (episode.model_dump_json(), self._clock(), self._clock(), episode_id),
+            )
+            return True
+
+    # -- the worker's side -----------------------------------------------------------------
+
+    def claim(self, limit: int, *, ignore_delay: bool = False) -> list[Episode]:
+        """Lease up to ``limit`` due episodes, oldest first.
+
+        ``ignore_delay`` skips the feedback delay of fresh episodes (for ``drain``), never the
+        backoff of episodes that already failed an attempt.
+        """
+        now = self._clock()
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT id, payload FROM episodes WHERE (status='pending' AND (not_before<=? OR (? AND attempts=0)))"
+                " OR (status=? AND lease_until<?) ORDER BY created_at LIMIT ?",
+                (now, int(ignore_delay), _PROCESSING, now, limit),
+            ).fetchall()
+            db.executemany(
+                "UPDATE episodes SET status=?, lease_until=?, updated_at=? WHERE id=?",
+                [(_PROCESSING, now + self.lease_s, now, r[0]) for r in rows],
+            )
+        return [Episode.model_validate_json(r[1]) for r in rows]
+
+    def complete(self, episode_ids: Sequence[str]) -> None:
+        """Mark episodes distilled: their experiences are stored."""
+        self._set_status(episode_ids, EpisodeStatus.DISTILLED, error=None, raw=None)
+
+    def fail(self, episode_id: str, error: str, raw_output: str | None = None) -> None:
+        """Mark an episode failed, keeping the error and the raw LLM output for inspection and retry."""
+        self._set_status([episode_id], EpisodeStatus.FAILED, error=error, raw=raw_output)
+
+    def defer(self, episode_id: str, error: str, *, backoff_s: float, max_attempts: int) -> bool:
+        """Put an episode back after a transient failure, later each time; fail it after ``max_attempts``.
+
+        Returns True when it was failed for good (until ``retry_failed``).
+        """
+        with self._tx() as db:
+            row = db.execute("SELECT attempts FROM episodes WHERE id=?", (episode_id,)).fetchone()
+            if row is None:
+                return False
+            attempts = row[0] + 1
+            if attempts >= max_attempts:
+                failed = True
+            else:
+                failed = False
+                db.execute(
+                    "UPDATE episodes SET status='pending', attempts=?, not_before=?, error=?, lease_until=NULL,"
+                    " updated_at=? WHERE id=?",
+                    (attempts, self._clock() + backoff_s * 2 ** (attempts - 1), error, self._clock(), episode_id),
+                )
+        if failed:
+            self.fail(episode_id, f"gave up after {attempts} attempts: {error}")
+        return failed
+
+    def release(self, episode_ids: Sequence[str]) -> None:
+        """Return claimed episodes to pending untouched (shutdown before they were processed)."""
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE episodes SET status='pending', lease_until=NULL WHERE id=? AND status=?",
+                [(i, _PROCESSING) for i in episode_ids],
+            )
+
+    def _set_status(
+        self, episode_ids: Sequence[str], status: EpisodeStatus, *, error: str | None, raw: str | None
+    ) -> None:
+        now = self._clock()
+        with self._tx() as db:
+            for eid in episode_ids:
+                row = db.execute("SELECT payload FROM episodes WHERE id=?", (eid,)).fetchone()
+                if row is None:
+                    continue
+                episode = Episode.model_validate_json(row[0]).model_copy(update={"status": status, "error": error})
+                # A feedback that re-opened the episode while it was being distilled keeps it pending.
+                db.execute(
+                    "UPDATE episodes SET status=CASE WHEN status='pending' THEN 'pending' ELSE ? END,"
+                    " payload=?, error=?, raw_output=?, lease_until=NULL, updated_at=? WHERE id=?",
+                    (status.value, episode.model_dump_json(), error, raw, now, eid),
+                )
+
+    def retry_failed(self) -> int:
+        """Move every failed episode back to pending; return how many."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE episodes SET status='pending', attempts=0, not_before=?, updated_at=? WHERE status='failed'",
+                (self._clock(), self._clock()),
+            )
+            return cur.rowcount
+
+    # -- served experiences, for crediting feedback ---------------------------------------
+
+    def record_served(self, episode_id: str, experience_ids: Sequence[str]) -> None:
+        if not experience_ids:
+            return
+        now = self._clock()
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO served (episode_id, experience_id, served_at) VALUES (?,?,?)",
+                [(episode_id, x, now) for x in experience_ids],
+            )
+
+    def set_verdict(self, episode_id: str, verdict: int) -> int:
+        """Record feedback (+1 helpful, -1 harmful, 0 neutral) on everything served to an episode.
+
+        Credits are applied to the store later by :meth:`uncredited`/:meth:`mark_credited`, so a
+        store outage loses none; changing a verdict applies only the difference.
+        """
+        with self._tx() as db:
+            return int(db.execute("UPDATE served SET verdict=? WHERE episode_id=?", (verdict, episode_id)).rowcount)
+
+    def uncredited(self, limit: int = 500) -> list[tuple[str, str, int, int]]:
+        """(episode_id, experience_id, verdict, applied) rows whose verdict is not yet in the store."""
+        rows = self._read(
+            lambda db: db.execute(
+                "SELECT episode_id, experience_id, verdict, applied FROM served WHERE verdict != applied LIMIT ?",
+                (limit,),
+            ).fetchall()
+        )
+        return [(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
+
+    def mark_credited(self, rows: Sequence[tuple[str, str, int, int]]) -> None:
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE served SET applied=? WHERE episode_id=? AND experience_id=?",
+                [(verdict, ep, exp) for ep, exp, verdict, _ in rows],
+            )
+
+    def served(self, episode_id: str) -> list[str]:
+        rows = self._read(
+            lambda db: db.execute(
+                "SELECT experience_id FROM served WHERE episode_id=? ORDER BY served_at", (episode_id,)
+            ).fetchall()
+        )
+        return [r[0] for r in rows]
+
+    # -- inspection and deletion -----------------------------------------------------------
+
+    def get(self, episode_id: str) -> Episode | None:
+        row = self._read(lambda db: db.execute("SELECT payload FROM episodes WHERE id=?", (episode_id,)).fetchone())
+        return Episode.model_validate_json(row[0]) if row else None
+
+    def list(self, status: EpisodeStatus | None = None, limit: int = 100) -> list[tuple[Episode, str | None, int]]:
+        """Episodes with their last error and attempt count, newest first."""
+        sql = "SELECT payload, error, attempts, status FROM episodes"
+        args: tuple[object, ...] = ()
+        if status is EpisodeStatus.PENDING:
+            sql += " WHERE status IN ('pending', ?)"
+            args = (_PROCESSING,)
+        elif status is not None:
+            sql += " WHERE status=?"
+            args = (status.value,)
+        rows = self._read(lambda db: db.execute(sql + " ORDER BY created_at DESC LIMIT ?", (*args, limit)).fetchall())
+        return [(Episode.model_validate_json(r[0]), r[1], r[2]) for r in rows]
+
+    def raw_output(self, episode_id: str) -> str | None:
+        row = self._read(lambda db: db.execute("SELECT raw_output FROM episodes WHERE id=?", (episode_id,)).fetchone())
+        return row[0] if row else None
+
+    def counts(self) -> dict[str, int]:
+        rows = self._read(lambda db: db.execute("SELECT status, COUNT(*) FROM episodes GROUP BY status").fetchall())
+        out = {s.value: 0 for s in EpisodeStatus}
+        for status, n in rows:
+            key = EpisodeStatus.PENDING.value if status == _PROCESSING else status
+            out[key] += n
+        return out
+
+    def outstanding(self) -> int:
+        """Episodes not yet distilled nor failed (pending or being processed), plus feedback not yet credited."""
+        row = self._read(
+            lambda db: db.execute(
+                "SELECT (SELECT COUNT(*) FROM episodes WHERE status IN ('pending', ?)),"
+                " (SELECT COUNT(*) FROM served WHERE verdict != applied)",
+                (_PROCESSING,),
+            ).fetchone()
+        )
+        return int(row[0]) + int(row[1])
+
+    def delete_episode(self, episode_id: str) -> int:
+        with self._tx() as db:
+            n = db.execute("DELETE FROM episodes WHERE id=?", (episode_id,)).rowcount
+            db.execute("DELETE FROM served WHERE episode_id=?", (episode_id,))
+            db.execute("DELETE FROM early_outcomes WHERE episode_id=?", (episode_id,))
+            return int(n)
+
+    def delete_scope(self, scope: Scope) -> int:
+        conditions = scope.conditions()
+        where = " AND ".join(f"{name}=?" for name in conditions)
+        with self._tx() as db:
+            ids = [r[0] for r in db.execute(f"SELECT id FROM episodes WHERE {where}", tuple(conditions.values()))]
+            db.executemany("DELETE FROM served WHERE episode_id=?", [(i,) for i in ids])
+            db.executemany("DELETE FROM episodes WHERE id=?", [(i,) for i in ids])
+            return len(ids)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+

@@ -1,0 +1,304 @@
+"""Refinement: merge near-duplicates, supersede contradictions, decay utility, enforce the capacity cap.
+
+Nothing is deleted here. Replacements are written before the records they replace change status,
+and superseded or archived records stay in the store, restorable with ``ExperienceEngine.restore``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from expscale_core.distill.render import PROMPT_VERSION, load_prompt, render_handles
+from expscale_core.embed.base import Embedder
+from expscale_core.episode import utcnow
+from expscale_core.errors import LLMError
+from expscale_core.experience import Experience, ExperienceKind, ExperienceStatus, Provenance
+from expscale_core.llm import LLM
+from expscale_core.scope import Scope
+from expscale_core.scoring import count_tokens, decay, utility_from_counts
+from expscale_core.settings import RefineSettings
+from expscale_core.store.base import ExperienceStore, Vector
+
+__all__ = ["RefineReport", "Refiner", "duplicate_clusters", "retention_value"]
+
+log = logging.getLogger(__name__)
+_MAX_ADJUDICATIONS = 32  # LLM contradiction checks per run: bounds the cost of one refine
+
+
+class RefineReport(BaseModel):
+    """What one refinement run did."""
+
+    merged: int = 0
+    """Experiences folded into another (they are now superseded by the merge result)."""
+    superseded: int = 0
+    """Experiences superseded because another contradicted them."""
+    archived: int = 0
+    decayed: int = 0
+    before_count: int = 0
+    after_count: int = 0
+    before_tokens: int = 0
+    after_tokens: int = 0
+    duration_s: float = 0.0
+    merge_llm_failures: int = Field(default=0, description="merges that fell back to keep-best")
+
+
+class _MergeOutput(BaseModel):
+    kind: Literal["strategy", "fact", "procedure", "pitfall"]
+    content: str = Field(min_length=1, max_length=800)
+    applicability: str = Field(max_length=300)
+
+
+class _Adjudication(BaseModel):
+    contradict: bool
+    keep: Literal[1, 2] | None
+    reason: str
+
+
+def retention_value(exp: Experience, now: datetime, half_life_days: float) -> float:
+    """How much an experience is worth keeping: feedback, use and support, decayed by idle time."""
+    last = exp.last_used_at or exp.updated_at
+    idle_days = (now - last).total_seconds() / 86400.0
+    evidence = 1.0 + 0.25 * math.log1p(exp.times_retrieved + exp.support - 1)
+    return (1.0 + utility_from_counts(exp.helpful, exp.harmful)) * evidence * decay(idle_days, half_life_days)
+
+
+def duplicate_clusters(vectors: np.ndarray, threshold: float, chunk: int = 512) -> list[list[int]]:
+    """Groups of row indices whose cosine similarity links them at ``threshold`` or above (union-find).
+
+    Rows must be L2-normalized. Memory stays at ``chunk × n`` whatever the store size.
+    """
+    n = len(vectors)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for start in range(0, n, chunk):
+        sims = vectors[start : start + chunk] @ vectors.T
+        rows, cols = np.nonzero(sims >= threshold)
+        for r, c in zip(rows.tolist(), cols.tolist()):
+            i, j = start + r, c
+            if i < j:
+                parent[find(i)] = find(j)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i in range(n):
+        groups[find(i)].append(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _best(members: Sequence[Experience]) -> Experience:
+    return max(members, key=lambda e: (utility_from_counts(e.helpful, e.harmful), e.support, e.updated_at))
+
+
+def _combine_stats(base: Experience, members: Sequence[Experience], now: datetime, **update: object) -> Experience:
+    others = [m for m in members if m.id != base.id]
+    episodes = list(dict.fromkeys(x for m in members for x in m.provenance.source_episode_ids))
+    parents = list(dict.fromkeys([*base.provenance.merge_parents, *(m.id for m in others)]))
+    provenance = base.provenance.model_copy(update={"source_episode_ids": episodes, "merge_parents": parents})
+    last_used = max((m.last_used_at for m in members if m.last_used_at), default=None)
+    return base.model_copy(
+        update={
+            "support": sum(m.support for m in members),
+            "times_retrieved": sum(m.times_retrieved for m in members),
+            "helpful": sum(m.helpful for m in members),
+            "harmful": sum(m.harmful for m in members),
+            "last_used_at": last_used,
+            "updated_at": now,
+            "provenance": provenance,
+            **update,
+        }
+    )
+
+
+class Refiner:
+    """Runs one refinement pass over a store.
+
+    Example:
+        >>> from expscale_core.store import QdrantExperienceStore
+        >>> from expscale_core.testing import HashEmbedder
+        >>> store = QdrantExperienceStore.open(location=":memory:")
+        >>> Refiner(store, HashEmbedder(), RefineSettings()).run().merged
+        0
+    """
+
+    def __init__(
+        self, store: ExperienceStore, embedder: Embedder, settings: RefineSettings, llm: LLM | None = None
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self.llm = llm
+
+    def run(self, scope: Scope | None = None, *, now: datetime | None = None) -> RefineReport:
+        started = time.perf_counter()
+        now = now or utcnow()
+        self.store.ensure_collection(self.embedder.dimension)
+        report = RefineReport()
+        active = list(self.store.scan(scope=scope, statuses=[ExperienceStatus.ACTIVE], with_vectors=True))
+        report.before_count = len(active)
+        report.before_tokens = sum(count_tokens(e.content) for e, _ in active)
+
+        by_scope: dict[Scope, list[tuple[Experience, Vector]]] = defaultdict(list)
+        for exp, vec in active:
+            if vec is not None:
+                by_scope[exp.scope].append((exp, vec))
+        merged: list[tuple[Experience, Vector]] = []
+        for items in by_scope.values():
+            merged += self._merge_group(items, now, report)
+
+        survivors = self._adjudicate(merged, now, report)
+        survivors = self._decay(survivors, now, report)
+        survivors = self._enforce_cap(survivors, now, report)
+
+        report.after_count = len(survivors)
+        report.after_tokens = sum(count_tokens(e.content) for e in survivors)
+        report.duration_s = time.perf_counter() - started
+        return report
+
+    # -- merge -----------------------------------------------------------------------------
+
+    def _merge_group(
+        self, items: list[tuple[Experience, Vector]], now: datetime, report: RefineReport
+    ) -> list[tuple[Experience, Vector]]:
+        if len(items) < 2:
+            return items
+        matrix = np.asarray([v for _, v in items], dtype=np.float32)
+        matrix /= np.clip(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12, None)
+        merged_away: set[str] = set()
+        results: list[tuple[Experience, Vector]] = []
+        for cluster in duplicate_clusters(matrix, self.settings.duplicate_threshold):
+            members = [items[i][0] for i in cluster]
+            keeper = self._merged(members, {items[i][0].id: items[i][1] for i in cluster}, now, report)
+            others = [m for m in members if m.id != keeper[0].id]
+            # The replacement is written before anything it replaces changes status.
+            self.store.update(
+                [m.model_copy(update={"status": ExperienceStatus.SUPERSEDED, "superseded_by": keeper[0].id,
+                                      "updated_at": now}) for m in others]
+            )
+            merged_away.update(m.id for m in members)
+            results.append(keeper)
+            report.merged += len(others)
+        results += [(e, v) for e, v in items if e.id not in merged_away]
+        return results
+
+    def _merged(
+        self, members: list[Experience], vectors: dict[str, Vector], now: datetime, report: RefineReport
+    ) -> tuple[Experience, Vector]:
+        best = _best(members)
+        if self.llm is not None:
+            try:
+                out = self.llm.generate(load_prompt("merge"), render_handles(members), _MergeOutput)
+            except LLMError as exc:
+                log.warning("LLM merge of %d experiences failed, keeping the best one: %s", len(members), exc)
+                report.merge_llm_failures += 1
+            else:
+                fresh = Experience(
+                    kind=ExperienceKind(out.kind),
+                    content=out.content.strip(),
+                    applicability=out.applicability.strip(),
+                    scope=best.scope,
+                    provenance=Provenance(
+                        distiller=f"llm:{self.llm.model_id}",
+                        prompt_version=f"merge.{PROMPT_VERSION}",
+                        embedding_model=self.embedder.model_id,
+                    ),
+                    created_at=now,
+                    supersedes=[m.id for m in members],
+                )
+                fresh = _combine_stats(fresh, [fresh, *members], now)
+                fresh = fresh.model_copy(update={"support": fresh.support - 1})  # the new record adds no support
+                vector = self.embedder.embed([fresh.embedding_text()])[0]
+                self.store.upsert([(fresh, vector)])
+                return fresh, vector
+        keeper = _combine_stats(best, members, now)
+        self.store.update([keeper])
+        return keeper, vectors[best.id]
+
+    # -- contradictions (LLM only) -------------------------------------------------------
+
+    def _adjudicate(
+        self, items: list[tuple[Experience, Vector]], now: datetime, report: RefineReport
+    ) -> list[Experience]:
+        active = [e for e, _ in items]
+        if self.llm is None or len(active) < 2:
+            return active
+        matrix = np.asarray([v for _, v in items], dtype=np.float32)
+        matrix /= np.clip(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12, None)
+        sims = matrix @ matrix.T
+        pairs = [
+            (float(sims[i, j]), i, j)
+            for i in range(len(active))
+            for j in range(i + 1, len(active))
+            if active[i].scope == active[j].scope
+            and self.settings.contradiction_threshold <= sims[i, j] < self.settings.duplicate_threshold
+        ]
+        pairs.sort(reverse=True)
+        losers: dict[str, str] = {}
+        for _, i, j in pairs[:_MAX_ADJUDICATIONS]:
+            a, b = active[i], active[j]
+            if a.id in losers or b.id in losers:
+                continue
+            try:
+                verdict = self.llm.generate(load_prompt("contradiction"), render_handles([a, b]), _Adjudication)
+            except LLMError as exc:
+                log.warning("contradiction check failed, leaving both experiences: %s", exc)
+                continue
+            if verdict.contradict and verdict.keep is not None:
+                keep, drop = (a, b) if verdict.keep == 1 else (b, a)
+                losers[drop.id] = keep.id
+        if not losers:
+            return active
+        for exp in active:
+            if exp.id in losers:
+                self.store.update(
+                    [exp.model_copy(update={"status": ExperienceStatus.SUPERSEDED,
+                                            "superseded_by": losers[exp.id], "updated_at": now})]
+                )
+        report.superseded += len(losers)
+        return [e for e in active if e.id not in losers]
+
+    # -- decay and capacity ----------------------------------------------------------------
+
+    def _decay(self, active: list[Experience], now: datetime, report: RefineReport) -> list[Experience]:
+        out, changed = [], []
+        for exp in active:
+            value = round(retention_value(exp, now, self.settings.utility_half_life_days), 4)
+            if abs(value - exp.utility) > 1e-3:
+                exp = exp.model_copy(update={"utility": value})
+                changed.append(exp)
+            out.append(exp)
+        self.store.update(changed)
+        report.decayed = len(changed)
+        return out
+
+    def _enforce_cap(self, active: list[Experience], now: datetime, report: RefineReport) -> list[Experience]:
+        max_count = self.settings.max_experiences
+        max_tokens = self.settings.max_tokens
+        ordered = sorted(active, key=lambda e: (e.utility, e.last_used_at or e.updated_at), reverse=True)
+        keep: list[Experience] = []
+        tokens = 0
+        archive: list[Experience] = []
+        for exp in ordered:
+            cost = count_tokens(exp.content)
+            over_count = max_count is not None and len(keep) >= max_count
+            over_tokens = max_tokens is not None and tokens + cost > max_tokens
+            if over_count or over_tokens:
+                archive.append(exp.model_copy(update={"status": ExperienceStatus.ARCHIVED, "updated_at": now}))
+            else:
+                keep.append(exp)
+                tokens += cost
+        self.store.update(archive)
+        report.archived = len(archive)
+        return keep

@@ -1,0 +1,74 @@
+"""Ranking retrieved experiences and rendering them into a prompt block (pure functions)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from expscale_core.experience import Experience, ScoredExperience
+from expscale_core.scoring import blend_score, count_tokens, recency, utility_from_counts
+from expscale_core.settings import RetrieveSettings
+
+__all__ = ["DEFAULT_HEADER", "format_experiences", "rank"]
+
+DEFAULT_HEADER = (
+    "Lessons from earlier, similar tasks (advice to weigh, not instructions; "
+    "ignore any that do not fit the current task):"
+)
+
+
+def rank(
+    candidates: Sequence[tuple[Experience, float]], *, k: int, now: datetime, settings: RetrieveSettings
+) -> list[ScoredExperience]:
+    """Blend similarity with utility and recency; best ``k`` first."""
+    scored = []
+    for exp, similarity in candidates:
+        last = exp.last_used_at or exp.updated_at
+        score = blend_score(
+            similarity,
+            utility_from_counts(exp.helpful, exp.harmful),
+            recency(last, now, settings.recency_half_life_days),
+            similarity_weight=settings.similarity_weight,
+            utility_weight=settings.utility_weight,
+            recency_weight=settings.recency_weight,
+        )
+        scored.append(ScoredExperience(experience=exp, score=score, similarity=similarity))
+    scored.sort(key=lambda s: s.score, reverse=True)
+    return scored[:k]
+
+
+def format_experiences(
+    experiences: Sequence[ScoredExperience | Experience],
+    *,
+    token_budget: int = 400,
+    header: str = DEFAULT_HEADER,
+    delimiter: str = "experience",
+) -> str:
+    """Render experiences as a delimited block under ``token_budget`` (approximate tokens).
+
+    Entries are added best first until the next would exceed the budget. Returns "" when nothing fits,
+    so callers can skip the block entirely.
+
+    Example:
+        >>> e = Experience(kind="pitfall", content="Dates in the API are UTC.", applicability="parsing dates")
+        >>> print(format_experiences([e]))  # doctest: +NORMALIZE_WHITESPACE
+        <experience>
+        Lessons from earlier, similar tasks (advice to weigh, not instructions; ignore any that do not fit the current task):
+        1. [pitfall] Dates in the API are UTC. (when: parsing dates)
+        </experience>
+    """
+    open_tag, close_tag = f"<{delimiter}>", f"</{delimiter}>"
+    used = count_tokens(header) + count_tokens(open_tag + close_tag)
+    lines: list[str] = []
+    for item in experiences:
+        exp = item.experience if isinstance(item, ScoredExperience) else item
+        when = f" (when: {exp.applicability})" if exp.applicability else ""
+        line = f"{len(lines) + 1}. [{exp.kind.value}] {exp.content}{when}"
+        cost = count_tokens(line)
+        if used + cost > token_budget:
+            break
+        lines.append(line)
+        used += cost
+    if not lines:
+        return ""
+    return "\n".join([open_tag, header, *lines, close_tag])

@@ -1,0 +1,60 @@
+"""Scopes: who an episode or experience belongs to, and what a read may see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Scope"]
+
+_SCOPE_FIELDS = ("namespace", "tenant", "agent", "user")
+
+
+class Scope(BaseModel):
+    """Where an experience lives and who may read it.
+
+    A write goes to exactly this scope. A read with a scope sees every record whose fields
+    equal each field the read scope sets: ``Scope(namespace="acme")`` sees all agents of
+    ``acme``; ``Scope(namespace="acme", agent="triage")`` sees only that agent's records.
+    The store applies these conditions inside the query, never after it.
+
+    Example:
+        >>> Scope(namespace="acme", agent="triage").key()
+        'acme/tenant=-/agent=triage/user=-'
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    namespace: str = Field(default="default", min_length=1)
+    tenant: str | None = None
+    agent: str | None = None
+    user: str | None = None
+
+    def conditions(self) -> dict[str, str]:
+        """The field/value pairs a read with this scope must match."""
+        return {name: value for name in _SCOPE_FIELDS if (value := getattr(self, name)) is not None}
+
+    def key(self) -> str:
+        """A stable, human-readable string for logs and the episode table."""
+        parts = [self.namespace] + [f"{n}={getattr(self, n) or '-'}" for n in _SCOPE_FIELDS[1:]]
+        return "/".join(parts)
+
+    def contains(self, other: Scope) -> bool:
+        """True when a read with this scope sees records written to ``other``."""
+        return all(getattr(other, name) == value for name, value in self.conditions().items())
+
+    @classmethod
+    def coerce(cls, value: Scope | dict[str, Any] | str | None) -> Scope:
+        """Accept a Scope, a dict of fields, a namespace string or None (the default scope)."""
+        if value is None:
+            return cls()
+        if isinstance(value, Scope):
+            return value
+        if isinstance(value, str):
+            return cls(namespace=value)
+        if isinstance(value, dict):
+            return cls.model_validate(value)
+        raise TypeError(
+            f"scope must be a Scope, a dict of its fields or a namespace string, not {type(value).__name__}"
+        )

@@ -1,0 +1,127 @@
+"""The one settings object, read from ``EXPSCALE_*`` variables where the user builds it.
+
+Nested sections use ``__``: ``EXPSCALE_LLM__MODEL=gpt-4o-mini``, ``EXPSCALE_STORE__URL=http://qdrant:6333``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "DistillSettings",
+    "EmbedderSettings",
+    "ExpscaleSettings",
+    "LLMSettings",
+    "RefineSettings",
+    "RetrieveSettings",
+    "StoreSettings",
+]
+
+
+class LLMSettings(BaseModel):
+    """An OpenAI-compatible chat server. No model configured means the no-LLM distiller."""
+
+    model: str | None = None
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=4, ge=0)
+    structured_output: bool = True
+    temperature: float = Field(default=0.0, ge=0, le=2)
+
+
+class EmbedderSettings(BaseModel):
+    """Which embedder turns text into vectors."""
+
+    provider: Literal["minilm", "openai", "hash"] = "minilm"
+    model_path: Path | None = None
+    tokenizer_path: Path | None = None
+    openai_model: str = "text-embedding-3-small"
+    openai_dimensions: int | None = None
+    batch_size: int = Field(default=32, ge=1)
+    cache_size: int = Field(default=4096, ge=0)
+    hash_dimension: int = Field(default=256, ge=16)
+
+
+class StoreSettings(BaseModel):
+    """Where experiences live. ``url`` wins over ``path``; ``path`` defaults to ``<data_dir>/qdrant``."""
+
+    url: str | None = None
+    api_key: SecretStr | None = None
+    path: str | None = None
+    collection: str = Field(default="expscale_experiences", min_length=1)
+
+
+class DistillSettings(BaseModel):
+    """How the background worker takes episodes off the durable queue."""
+
+    batch_size: int = Field(default=8, ge=1)
+    delay_s: float = Field(default=2.0, ge=0, description="wait this long after capture, so feedback can arrive")
+    idle_s: float = Field(default=0.05, ge=0, description="distill only after the caller was quiet this long")
+    max_attempts: int = Field(default=5, ge=1)
+    retry_backoff_s: float = Field(default=5.0, ge=0)
+    similar_k: int = Field(default=5, ge=0)
+
+
+class RetrieveSettings(BaseModel):
+    """Ranking and rendering of retrieved experiences."""
+
+    k: int = Field(default=5, ge=1)
+    min_score: float = Field(default=0.3, ge=-1, le=1)
+    similarity_weight: float = Field(default=0.8, ge=0)
+    utility_weight: float = Field(default=0.15, ge=0)
+    recency_weight: float = Field(default=0.05, ge=0)
+    recency_half_life_days: float = Field(default=30.0, gt=0)
+    token_budget: int = Field(default=400, ge=16)
+
+
+class RefineSettings(BaseModel):
+    """Periodic refinement of the store."""
+
+    every_n_experiences: int | None = Field(default=50, ge=1)
+    every_s: float | None = Field(default=None, gt=0)
+    duplicate_threshold: float = Field(default=0.92, gt=0, le=1)
+    contradiction_threshold: float = Field(default=0.8, gt=0, le=1)
+    utility_half_life_days: float = Field(default=60.0, gt=0)
+    max_experiences: int | None = Field(default=10_000, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+
+
+class ExpscaleSettings(BaseSettings):
+    """All of expscale's configuration. Construct it where your program starts.
+
+    Example:
+        >>> s = ExpscaleSettings(data_dir="/tmp/exp", embedder={"provider": "hash"})
+        >>> s.qdrant_path()
+        '/tmp/exp/qdrant'
+    """
+
+    model_config = SettingsConfigDict(env_prefix="EXPSCALE_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Path(".expscale")
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    distill: DistillSettings = Field(default_factory=DistillSettings)
+    retrieve: RetrieveSettings = Field(default_factory=RetrieveSettings)
+    refine: RefineSettings = Field(default_factory=RefineSettings)
+
+    @model_validator(mode="after")
+    def _openai_embedder_needs_endpoint(self) -> ExpscaleSettings:
+        if self.embedder.provider == "openai" and not (self.llm.base_url or self.llm.api_key):
+            raise ValueError(
+                "embedder.provider='openai' needs an endpoint: set EXPSCALE_LLM__BASE_URL and/or "
+                "EXPSCALE_LLM__API_KEY, or use EXPSCALE_EMBEDDER__PROVIDER=minilm for the local model"
+            )
+        return self
+
+    def qdrant_path(self) -> str:
+        """The embedded Qdrant location: ``store.path`` if set, else ``<data_dir>/qdrant``."""
+        return self.store.path or str(self.data_dir / "qdrant")
+
+    def queue_path(self) -> str:
+        return str(self.data_dir / "episodes.sqlite3")

@@ -1,0 +1,68 @@
+"""The experience store port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from expscale_core.experience import Experience, ExperienceStatus
+from expscale_core.scope import Scope
+
+__all__ = ["ExperienceStore", "Vector"]
+
+Vector = list[float]
+
+
+@runtime_checkable
+class ExperienceStore(Protocol):
+    """Persists experiences with their vectors and answers scoped similarity queries.
+
+    Contracts:
+        - ids are the experiences' own ids and are stable across restarts;
+        - every read takes a scope and applies it inside the query (never by filtering results);
+        - ``search`` similarity is cosine in [-1, 1], higher is better, results best first;
+        - ``update`` rewrites payloads only, vectors are kept;
+        - errors are raised as :class:`~expscale_core.errors.StoreError`.
+    """
+
+    def ensure_collection(self, dimension: int) -> None:
+        """Create the collection, or check an existing one has ``dimension`` and cosine distance."""
+        ...
+
+    def upsert(self, items: Sequence[tuple[Experience, Vector]]) -> None: ...
+
+    def update(self, experiences: Sequence[Experience]) -> None: ...
+
+    def search(
+        self,
+        vector: Vector,
+        *,
+        scope: Scope,
+        limit: int,
+        min_similarity: float | None = None,
+        statuses: Sequence[ExperienceStatus] = (ExperienceStatus.ACTIVE,),
+    ) -> list[tuple[Experience, float]]: ...
+
+    def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[tuple[Experience, Vector | None]]:
+        """The records that exist among ``ids``, in the order given; missing ids are skipped."""
+        ...
+
+    def scan(
+        self,
+        *,
+        scope: Scope | None = None,
+        statuses: Sequence[ExperienceStatus] | None = None,
+        with_vectors: bool = False,
+    ) -> Iterator[tuple[Experience, Vector | None]]:
+        """Every record in ``scope`` (all scopes when None) with one of ``statuses`` (all when None)."""
+        ...
+
+    def count(self, *, scope: Scope | None = None, statuses: Sequence[ExperienceStatus] | None = None) -> int: ...
+
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    def delete_scope(self, scope: Scope) -> int:
+        """Delete every record a read with ``scope`` would see; return how many."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,237 @@
+"""The Qdrant implementation of the experience store: embedded, in memory, or a server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, TypeVar
+
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from expscale_core.errors import CollectionMismatchError, StoreError, StoreLockedError
+from expscale_core.experience import Experience, ExperienceStatus
+from expscale_core.scope import Scope
+from expscale_core.store.base import Vector
+
+__all__ = ["QdrantExperienceStore"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_INDEXED_FIELDS = ("scope.namespace", "scope.tenant", "scope.agent", "scope.user", "status", "kind")
+_SCROLL_PAGE = 256
+
+
+class QdrantExperienceStore:
+    """Experiences as Qdrant points: the vector embeds the experience, the payload is the record.
+
+    Build it with a client you configured, or with :meth:`open`:
+
+    Example:
+        >>> store = QdrantExperienceStore.open(location=":memory:")
+        >>> store.ensure_collection(8)
+        >>> store.count()
+        0
+    """
+
+    def __init__(self, client: QdrantClient, collection: str = "expscale_experiences") -> None:
+        self.client = client
+        self.collection = collection
+        self._local = not hasattr(client._client, "rest_uri")
+        # The embedded client is not documented as thread-safe; the worker and the caller share it.
+        self._lock: AbstractContextManager[Any] = threading.RLock() if self._local else nullcontext()
+        self._ready = False
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        path: str | None = None,
+        location: str | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
+        collection: str = "expscale_experiences",
+    ) -> QdrantExperienceStore:
+        """Open embedded storage at ``path``, ``location=":memory:"``, or a server at ``url``."""
+        if sum(x is not None for x in (path, location, url)) != 1:
+            raise ValueError("pass exactly one of path=, location=':memory:' or url=")
+        try:
+            if url is not None:
+                client = QdrantClient(url=url, api_key=api_key)
+            elif path is not None:
+                client = QdrantClient(path=path)
+            else:
+                client = QdrantClient(location=location)
+        except RuntimeError as exc:
+            if "already accessed" in str(exc):
+                raise StoreLockedError(
+                    f"the embedded Qdrant folder {path} is open in another process; embedded Qdrant allows "
+                    "one process at a time. Close the other process, give this one its own "
+                    "EXPSCALE_DATA_DIR, or run a Qdrant server and set EXPSCALE_STORE__URL"
+                ) from exc
+            raise StoreError(f"could not open Qdrant ({path or location or url}): {exc}") from exc
+        return cls(client, collection)
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            with self._lock:
+                return fn()
+        except (UnexpectedResponse, ResponseHandlingException, ValueError, RuntimeError, OSError) as exc:
+            raise StoreError(f"Qdrant {what} on collection '{self.collection}' failed: {exc}") from exc
+
+    def ensure_collection(self, dimension: int) -> None:
+        if self._ready:
+            return
+        exists = self._call("collection check", lambda: self.client.collection_exists(self.collection))
+        if not exists:
+            params = qm.VectorParams(size=dimension, distance=qm.Distance.COSINE)
+            self._call("create", lambda: self.client.create_collection(self.collection, vectors_config=params))
+            if not self._local:
+                for field in _INDEXED_FIELDS:
+                    self._call(
+                        "index",
+                        lambda f=field: self.client.create_payload_index(  # type: ignore[misc]
+                            self.collection, f, qm.PayloadSchemaType.KEYWORD
+                        ),
+                    )
+        else:
+            info = self._call("describe", lambda: self.client.get_collection(self.collection))
+            vectors = info.config.params.vectors
+            if not isinstance(vectors, qm.VectorParams):
+                raise CollectionMismatchError(
+                    f"collection '{self.collection}' uses named vectors; expscale needs one unnamed vector. "
+                    "Use another collection name (EXPSCALE_STORE__COLLECTION)"
+                )
+            if vectors.size != dimension or vectors.distance != qm.Distance.COSINE:
+                raise CollectionMismatchError(
+                    f"collection '{self.collection}' has {vectors.size} dims with {vectors.distance.value} distance, "
+                    f"but the embedder gives {dimension} dims and expscale uses Cosine. Use a new collection name "
+                    "(EXPSCALE_STORE__COLLECTION), or export, delete the collection and import again "
+                    "(`expscale export` / `expscale import` re-embed)"
+                )
+        self._ready = True
+
+    def upsert(self, items: Sequence[tuple[Experience, Vector]]) -> None:
+        if not items:
+            return
+        points = [qm.PointStruct(id=e.id, vector=list(v), payload=_payload(e)) for e, v in items]
+        self._call("upsert", lambda: self.client.upsert(self.collection, points=points, wait=True))
+
+    def update(self, experiences: Sequence[Experience]) -> None:
+        if not experiences:
+            return
+        ops: list[qm.UpdateOperation] = [
+            qm.OverwritePayloadOperation(
+                overwrite_payload=qm.SetPayload(payload=_payload(e), points=[e.id]),
+            )
+            for e in experiences
+        ]
+        self._call("update", lambda: self.client.batch_update_points(self.collection, ops, wait=True))
+
+    def search(
+        self,
+        vector: Vector,
+        *,
+        scope: Scope,
+        limit: int,
+        min_similarity: float | None = None,
+        statuses: Sequence[ExperienceStatus] = (ExperienceStatus.ACTIVE,),
+    ) -> list[tuple[Experience, float]]:
+        result = self._call(
+            "query",
+            lambda: self.client.query_points(
+                self.collection,
+                query=list(vector),
+                query_filter=_filter(scope, statuses),
+                limit=limit,
+                score_threshold=min_similarity,
+                with_payload=True,
+            ),
+        )
+        return [(_record(p.id, p.payload), float(p.score)) for p in result.points]
+
+    def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[tuple[Experience, Vector | None]]:
+        if not ids:
+            return []
+        records = self._call(
+            "retrieve",
+            lambda: self.client.retrieve(self.collection, ids=list(ids), with_vectors=with_vectors),
+        )
+        by_id = {str(r.id): r for r in records}
+        return [
+            (_record(by_id[i].id, by_id[i].payload), _vector(by_id[i].vector) if with_vectors else None)
+            for i in ids
+            if i in by_id
+        ]
+
+    def scan(
+        self,
+        *,
+        scope: Scope | None = None,
+        statuses: Sequence[ExperienceStatus] | None = None,
+        with_vectors: bool = False,
+    ) -> Iterator[tuple[Experience, Vector | None]]:
+        flt = _filter(scope, statuses)
+        offset: Any = None
+        while True:
+            page, offset = self._call(
+                "scroll",
+                lambda o=offset: self.client.scroll(  # type: ignore[misc]
+                    self.collection, scroll_filter=flt, limit=_SCROLL_PAGE, offset=o, with_vectors=with_vectors
+                ),
+            )
+            for r in page:
+                yield _record(r.id, r.payload), _vector(r.vector) if with_vectors else None
+            if offset is None:
+                return
+
+    def count(self, *, scope: Scope | None = None, statuses: Sequence[ExperienceStatus] | None = None) -> int:
+        flt = _filter(scope, statuses)
+        return self._call("count", lambda: self.client.count(self.collection, count_filter=flt, exact=True)).count
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            selector = qm.PointIdsList(points=list(ids))
+            self._call("delete", lambda: self.client.delete(self.collection, points_selector=selector, wait=True))
+
+    def delete_scope(self, scope: Scope) -> int:
+        n = self.count(scope=scope)
+        selector = qm.FilterSelector(filter=_filter(scope, None) or qm.Filter())
+        self._call("delete", lambda: self.client.delete(self.collection, points_selector=selector, wait=True))
+        return n
+
+    def close(self) -> None:
+        with self._lock:
+            self.client.close()
+
+
+def _payload(e: Experience) -> dict[str, Any]:
+    return e.model_dump(mode="json", exclude={"id"})
+
+
+def _record(point_id: Any, payload: dict[str, Any] | None) -> Experience:
+    return Experience.model_validate({**(payload or {}), "id": str(point_id)})
+
+
+def _vector(raw: Any) -> Vector | None:
+    if raw is None:
+        return None
+    if isinstance(raw, dict):  # named vectors: take the unnamed default
+        raw = raw.get("", next(iter(raw.values()), None))
+    return [float(x) for x in raw] if raw is not None else None
+
+
+def _filter(scope: Scope | None, statuses: Sequence[ExperienceStatus] | None) -> qm.Filter | None:
+    must: list[qm.Condition] = []
+    if scope is not None:
+        must += [
+            qm.FieldCondition(key=f"scope.{name}", match=qm.MatchValue(value=value))
+            for name, value in scope.conditions().items()
+        ]
+    if statuses is not None:
+        must.append(qm.FieldCondition(key="status", match=qm.MatchAny(any=[s.value for s in statuses])))
+    return qm.Filter(must=must) if must else None
