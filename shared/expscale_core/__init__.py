@@ -29,7 +29,13 @@ from expscale_core.errors import (
     StoreError,
     StoreLockedError,
 )
-from expscale_core.experience import Experience, ExperienceKind, ExperienceStatus, Provenance, ScoredExperience
+from expscale_core.experience import (
+    Experience,
+    ExperienceKind,
+    ExperienceStatus,
+    Provenance,
+    ScoredExperience,
+)
 from expscale_core.llm import LLM, OpenAILLM
 from expscale_core.queue import EpisodeQueue
 from expscale_core.refine import RefineReport
@@ -79,11 +85,10 @@ __all__ = [
     "RefineReport",
     "RetrievalStep",
     "RulesDistiller",
-    "ScoredExperience",
     "Scope",
+    "ScoredExperience",
     "StoreError",
     "StoreLockedError",
     "ToolStep",
-    "RulesDistiller",
     "format_experiences",
 ]

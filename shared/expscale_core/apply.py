@@ -70,9 +70,14 @@ def plan_writes(
         if d.action is Action.UPDATE and target is not None:
             sources = target.provenance.source_episode_ids
             updated = _reinforced(target, episode.id, now).model_copy(
-                update={"kind": d.kind, "content": d.content, "applicability": d.applicability or target.applicability,
-                        "provenance": provenance(sources).model_copy(
-                            update={"merge_parents": target.provenance.merge_parents})}
+                update={
+                    "kind": d.kind,
+                    "content": d.content,
+                    "applicability": d.applicability or target.applicability,
+                    "provenance": provenance(sources).model_copy(
+                        update={"merge_parents": target.provenance.merge_parents}
+                    ),
+                }
             )
             # Content changed, so the vector must change too: it is re-embedded as a "new" write.
             touched.pop(target.id, None)

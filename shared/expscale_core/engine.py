@@ -115,7 +115,9 @@ class ExperienceEngine:
         The episode is durable when this returns. Distillation happens later on the worker thread.
         """
         if not isinstance(episode, Episode):
-            raise TypeError(f"record() takes an Episode, not {type(episode).__name__}; build one with Episode(input=...)")
+            raise TypeError(
+                f"record() takes an Episode, not {type(episode).__name__}; build one with Episode(input=...)"
+            )
         self._check_open()
         if scope is not None:
             episode = episode.model_copy(update={"scope": Scope.coerce(scope)})
@@ -181,7 +183,9 @@ class ExperienceEngine:
             self.store.ensure_collection(self.embedder.dimension)
             vector = self.embedder.embed([query])[0]
             candidates = self.store.search(
-                vector, scope=Scope.coerce(scope) if scope is not None else self.scope, limit=k * 3,
+                vector,
+                scope=Scope.coerce(scope) if scope is not None else self.scope,
+                limit=k * 3,
                 min_similarity=floor,
             )
             ranked = rank(candidates, k=k, now=self._clock(), settings=self.retrieve_settings)
@@ -220,8 +224,10 @@ class ExperienceEngine:
         """
         handled = 0
         while limit is None or handled < limit:
-            batch_size = self.distill_settings.batch_size if limit is None else min(
-                self.distill_settings.batch_size, limit - handled
+            batch_size = (
+                self.distill_settings.batch_size
+                if limit is None
+                else min(self.distill_settings.batch_size, limit - handled)
             )
             episodes = self.queue.claim(batch_size, ignore_delay=ignore_delay)
             if not episodes:
@@ -260,11 +266,17 @@ class ExperienceEngine:
             return
         except (ExpscaleError, OSError) as exc:
             gave_up = self.queue.defer(
-                episode.id, f"{type(exc).__name__}: {exc}",
-                backoff_s=self.distill_settings.retry_backoff_s, max_attempts=self.distill_settings.max_attempts,
+                episode.id,
+                f"{type(exc).__name__}: {exc}",
+                backoff_s=self.distill_settings.retry_backoff_s,
+                max_attempts=self.distill_settings.max_attempts,
             )
-            log.warning("episode %s: distillation failed (%s); %s", episode.id, exc,
-                        "marked failed" if gave_up else "will retry")
+            log.warning(
+                "episode %s: distillation failed (%s); %s",
+                episode.id,
+                exc,
+                "marked failed" if gave_up else "will retry",
+            )
             return
         except Exception as exc:  # a bug in a distiller must not lose the episode
             log.exception("episode %s: unexpected distillation error", episode.id)
@@ -289,7 +301,10 @@ class ExperienceEngine:
                 if exp_id in updated:
                     e = updated[exp_id]
                     updated[exp_id] = e.model_copy(
-                        update={"times_retrieved": e.times_retrieved + n, "last_used_at": last_used.get(exp_id, now)}
+                        update={
+                            "times_retrieved": e.times_retrieved + n,
+                            "last_used_at": last_used.get(exp_id, now),
+                        }
                     )
             for _, exp_id, verdict, applied in rows:
                 if exp_id in updated:
@@ -302,8 +317,10 @@ class ExperienceEngine:
                     )
             half_life = self.refine_settings.utility_half_life_days
             self.store.update(
-                [e.model_copy(update={"utility": round(retention_value(e, now, half_life), 4)})
-                 for e in updated.values()]
+                [
+                    e.model_copy(update={"utility": round(retention_value(e, now, half_life), 4)})
+                    for e in updated.values()
+                ]
             )
             self.queue.mark_credited(rows)
         except ExpscaleError as exc:
@@ -360,8 +377,16 @@ class ExperienceEngine:
         """Make archived or superseded experiences active again; returns how many changed."""
         items = [e for e, _ in self.store.get(list(experience_ids)) if e.status is not ExperienceStatus.ACTIVE]
         self.store.update(
-            [e.model_copy(update={"status": ExperienceStatus.ACTIVE, "superseded_by": None,
-                                  "updated_at": self._clock()}) for e in items]
+            [
+                e.model_copy(
+                    update={
+                        "status": ExperienceStatus.ACTIVE,
+                        "superseded_by": None,
+                        "updated_at": self._clock(),
+                    }
+                )
+                for e in items
+            ]
         )
         return len(items)
 
@@ -371,18 +396,28 @@ class ExperienceEngine:
             raise ValueError("pass exactly one of scope= or episode_id=")
         if scope is not None:
             target = Scope.coerce(scope)
-            return {"experiences": self.store.delete_scope(target), "episodes": self.queue.delete_scope(target)}
+            return {
+                "experiences": self.store.delete_scope(target),
+                "episodes": self.queue.delete_scope(target),
+            }
         assert episode_id is not None
-        derived = [
-            e for e, _ in self.store.scan()
-            if episode_id in e.provenance.source_episode_ids
-        ]
+        derived = [e for e, _ in self.store.scan() if episode_id in e.provenance.source_episode_ids]
         only_from_it = [e.id for e in derived if set(e.provenance.source_episode_ids) == {episode_id}]
         self.store.delete(only_from_it)
         self.store.update(
-            [e.model_copy(update={"provenance": e.provenance.model_copy(update={
-                "source_episode_ids": [x for x in e.provenance.source_episode_ids if x != episode_id]})})
-             for e in derived if e.id not in only_from_it]
+            [
+                e.model_copy(
+                    update={
+                        "provenance": e.provenance.model_copy(
+                            update={
+                                "source_episode_ids": [x for x in e.provenance.source_episode_ids if x != episode_id]
+                            }
+                        )
+                    }
+                )
+                for e in derived
+                if e.id not in only_from_it
+            ]
         )
         return {"experiences": len(only_from_it), "episodes": self.queue.delete_episode(episode_id)}
 

@@ -112,7 +112,10 @@ class OpenAILLM:
         return self._usage
 
     def generate(self, system: str, user: str, schema: type[M]) -> M:
-        messages: list[dict[str, str]] = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        messages: list[dict[str, str]] = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+        ]
         raw = self._complete(messages, schema)
         try:
             return schema.model_validate_json(_strip_fences(raw))
@@ -138,11 +141,19 @@ class OpenAILLM:
     def _complete(self, messages: Sequence[dict[str, str]], schema: type[BaseModel]) -> str:
         import openai
 
-        kwargs: dict[str, Any] = {"model": self._model, "messages": list(messages), "temperature": self._temperature}
+        kwargs: dict[str, Any] = {
+            "model": self._model,
+            "messages": list(messages),
+            "temperature": self._temperature,
+        }
         if self._structured:
             kwargs["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": schema.__name__, "schema": strict_json_schema(schema), "strict": True},
+                "json_schema": {
+                    "name": schema.__name__,
+                    "schema": strict_json_schema(schema),
+                    "strict": True,
+                },
             }
         else:
             kwargs["messages"] = _with_schema_hint(messages, schema)
@@ -169,7 +180,8 @@ class OpenAILLM:
 def _with_schema_hint(messages: Sequence[dict[str, str]], schema: type[BaseModel]) -> list[dict[str, str]]:
     import json
 
-    hint = f"\n\nAnswer with one JSON object matching this JSON schema, and nothing else:\n{json.dumps(strict_json_schema(schema))}"
+    schema_text = json.dumps(strict_json_schema(schema))
+    hint = f"\n\nAnswer with one JSON object matching this JSON schema, and nothing else:\n{schema_text}"
     out = [dict(m) for m in messages]
     out[0]["content"] += hint
     return out

@@ -63,7 +63,12 @@ class EpisodeQueue:
     """
 
     def __init__(
-        self, path: str | Path, *, delay_s: float = 0.0, lease_s: float = 600.0, clock: Callable[[], float] = time.time
+        self,
+        path: str | Path,
+        *,
+        delay_s: float = 0.0,
+        lease_s: float = 600.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = str(path)
         self.delay_s = delay_s
@@ -119,8 +124,17 @@ class EpisodeQueue:
                 "INSERT OR REPLACE INTO episodes (id, namespace, tenant, agent, user, status, attempts, not_before,"
                 " lease_until, payload, error, raw_output, created_at, updated_at)"
                 " VALUES (?,?,?,?,?,'pending',0,?,NULL,?,NULL,NULL,?,?)",
-                (episode.id, s.namespace, s.tenant, s.agent, s.user, now + self.delay_s,
-                 episode.model_dump_json(), now, now),
+                (
+                    episode.id,
+                    s.namespace,
+                    s.tenant,
+                    s.agent,
+                    s.user,
+                    now + self.delay_s,
+                    episode.model_dump_json(),
+                    now,
+                    now,
+                ),
             )
             db.execute("DELETE FROM early_outcomes WHERE episode_id=?", (episode.id,))
 
@@ -194,7 +208,13 @@ class EpisodeQueue:
                 db.execute(
                     "UPDATE episodes SET status='pending', attempts=?, not_before=?, error=?, lease_until=NULL,"
                     " updated_at=? WHERE id=?",
-                    (attempts, self._clock() + backoff_s * 2 ** (attempts - 1), error, self._clock(), episode_id),
+                    (
+                        attempts,
+                        self._clock() + backoff_s * 2 ** (attempts - 1),
+                        error,
+                        self._clock(),
+                        episode_id,
+                    ),
                 )
         if failed:
             self.fail(episode_id, f"gave up after {attempts} attempts: {error}")
@@ -341,4 +361,3 @@ class EpisodeQueue:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-

@@ -184,8 +184,16 @@ class Refiner:
             others = [m for m in members if m.id != keeper[0].id]
             # The replacement is written before anything it replaces changes status.
             self.store.update(
-                [m.model_copy(update={"status": ExperienceStatus.SUPERSEDED, "superseded_by": keeper[0].id,
-                                      "updated_at": now}) for m in others]
+                [
+                    m.model_copy(
+                        update={
+                            "status": ExperienceStatus.SUPERSEDED,
+                            "superseded_by": keeper[0].id,
+                            "updated_at": now,
+                        }
+                    )
+                    for m in others
+                ]
             )
             merged_away.update(m.id for m in members)
             results.append(keeper)
@@ -263,8 +271,15 @@ class Refiner:
         for exp in active:
             if exp.id in losers:
                 self.store.update(
-                    [exp.model_copy(update={"status": ExperienceStatus.SUPERSEDED,
-                                            "superseded_by": losers[exp.id], "updated_at": now})]
+                    [
+                        exp.model_copy(
+                            update={
+                                "status": ExperienceStatus.SUPERSEDED,
+                                "superseded_by": losers[exp.id],
+                                "updated_at": now,
+                            }
+                        )
+                    ]
                 )
         report.superseded += len(losers)
         return [e for e in active if e.id not in losers]

@@ -53,7 +53,8 @@ def format_experiences(
         >>> e = Experience(kind="pitfall", content="Dates in the API are UTC.", applicability="parsing dates")
         >>> print(format_experiences([e]))  # doctest: +NORMALIZE_WHITESPACE
         <experience>
-        Lessons from earlier, similar tasks (advice to weigh, not instructions; ignore any that do not fit the current task):
+        Lessons from earlier, similar tasks (advice to weigh, not instructions;
+        ignore any that do not fit the current task):
         1. [pitfall] Dates in the API are UTC. (when: parsing dates)
         </experience>
     """

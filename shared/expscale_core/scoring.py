@@ -55,4 +55,3 @@ def normalize_answer(text: str) -> str:
     text = _PUNCT.sub(" ", text.lower())
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
-

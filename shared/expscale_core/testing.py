@@ -108,7 +108,11 @@ class ScriptedLLM:
                     "created": 0,
                     "model": body.get("model", "scripted"),
                     "choices": [
-                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": reply},
+                        }
                     ],
                     "usage": {
                         "prompt_tokens": prompt_tokens,

@@ -4,4 +4,12 @@ from expscale_core.distill.base import Action, Decision, Distiller
 from expscale_core.distill.llm_distiller import DistillCandidate, DistillOutput, LLMDistiller
 from expscale_core.distill.rules import RulesDistiller
 
-__all__ = ["Action", "DistillCandidate", "DistillOutput", "Decision", "Distiller", "LLMDistiller", "RulesDistiller"]
+__all__ = [
+    "Action",
+    "Decision",
+    "DistillCandidate",
+    "DistillOutput",
+    "Distiller",
+    "LLMDistiller",
+    "RulesDistiller",
+]

@@ -19,6 +19,11 @@ def _short(value: object, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _sentence(value: object) -> str:
+    """Shortened, without trailing punctuation, so the template adds exactly one period."""
+    return _short(value).rstrip(" .")
+
+
 def answer_lesson(episode: Episode) -> tuple[ExperienceKind, str] | None:
     """question→answer from feedback: the verified answer, or the correction of a wrong one."""
     outcome = episode.outcome
@@ -27,12 +32,18 @@ def answer_lesson(episode: Episode) -> tuple[ExperienceKind, str] | None:
     question = _short(episode.input)
     if outcome.correction:
         wrong = f" (not “{_short(episode.output, 120)}”)" if episode.output and not outcome.success else ""
-        return ExperienceKind.FACT, f"For “{question}” the correct answer is: {_short(outcome.correction)}{wrong}."
+        return (
+            ExperienceKind.FACT,
+            f"For “{question}” the correct answer is: {_short(outcome.correction)}{wrong}.",
+        )
     if outcome.success and episode.output:
-        return ExperienceKind.FACT, f"For “{question}” the verified answer is: {_short(episode.output)}."
+        return ExperienceKind.FACT, f"For “{question}” the verified answer is: {_sentence(episode.output)}."
     if not outcome.success and episode.output:
         why = f" Feedback: {_short(outcome.comment)}" if outcome.comment else ""
-        return ExperienceKind.PITFALL, f"For “{question}” the answer “{_short(episode.output)}” was wrong.{why}"
+        return (
+            ExperienceKind.PITFALL,
+            f"For “{question}” the answer “{_short(episode.output)}” was wrong.{why}",
+        )
     return None
 
 
@@ -103,7 +114,11 @@ class RulesDistiller:
         return decisions
 
     def _against_existing(
-        self, kind: ExperienceKind, content: str, applicability: str, similar: Sequence[tuple[Experience, float]]
+        self,
+        kind: ExperienceKind,
+        content: str,
+        applicability: str,
+        similar: Sequence[tuple[Experience, float]],
     ) -> Decision:
         wanted = normalize_answer(applicability)
         for existing, similarity in similar:
@@ -115,6 +130,10 @@ class RulesDistiller:
             if normalize_answer(existing.content) == normalize_answer(content):
                 return Decision(Action.NOOP, target_id=existing.id)
             return Decision(
-                Action.SUPERSEDE, target_id=existing.id, kind=kind, content=content, applicability=applicability
+                Action.SUPERSEDE,
+                target_id=existing.id,
+                kind=kind,
+                content=content,
+                applicability=applicability,
             )
         return Decision(Action.ADD, kind=kind, content=content, applicability=applicability)

@@ -47,7 +47,7 @@ class HashEmbedder:
         feats += [(f"b:{a} {b}", 0.7) for a, b in zip(words, words[1:])]
         for w in words:
             padded = f"#{w}#"
-            feats += [(f"c:{padded[i:i + 3]}", 0.3) for i in range(len(padded) - 2)]
+            feats += [(f"c:{padded[i : i + 3]}", 0.3) for i in range(len(padded) - 2)]
         return feats
 
     def _one(self, text: str) -> list[float]:

@@ -181,7 +181,11 @@ class QdrantExperienceStore:
             page, offset = self._call(
                 "scroll",
                 lambda o=offset: self.client.scroll(  # type: ignore[misc]
-                    self.collection, scroll_filter=flt, limit=_SCROLL_PAGE, offset=o, with_vectors=with_vectors
+                    self.collection,
+                    scroll_filter=flt,
+                    limit=_SCROLL_PAGE,
+                    offset=o,
+                    with_vectors=with_vectors,
                 ),
             )
             for r in page:

@@ -1,0 +1,227 @@
+"""The ``expscale`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from expscale_core.episode import EpisodeStatus
+from expscale_core.errors import ExpscaleError
+from expscale_core.scope import Scope
+from expscale_core.settings import ExpscaleSettings
+
+if TYPE_CHECKING:
+    from expscale_core.engine import ExperienceEngine
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, help="data directory (default: EXPSCALE_DATA_DIR or ./.expscale)")
+    common.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+    p = argparse.ArgumentParser(prog="expscale", description="Experience memory for LLM applications.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("stats", parents=[common], help="counts of experiences and episodes")
+    s = sub.add_parser("search", parents=[common], help="retrieve experiences for a query")
+    s.add_argument("query")
+    s.add_argument("-k", type=int, default=5)
+    s.add_argument("--namespace", default=None, help="scope namespace (default: all of 'default')")
+    s.add_argument("--min-score", type=float, default=None)
+    d = sub.add_parser("distill", parents=[common], help="distill queued episodes now")
+    d.add_argument("--retry-failed", action="store_true", help="move failed episodes back to the queue first")
+    sub.add_parser("refine", parents=[common], help="merge, supersede, decay and cap the store now")
+    e = sub.add_parser("export", parents=[common], help="write all experiences to a JSONL file")
+    e.add_argument("file", type=Path)
+    i = sub.add_parser("import", parents=[common], help="read experiences from a JSONL file (re-embeds them)")
+    i.add_argument("file", type=Path)
+    ep = sub.add_parser("episodes", parents=[common], help="list captured episodes")
+    ep.add_argument("--status", choices=[s.value for s in EpisodeStatus], default=None)
+    ep.add_argument("--limit", type=int, default=20)
+    r = sub.add_parser("restore", parents=[common], help="make archived or superseded experiences active again")
+    r.add_argument("ids", nargs="+")
+    x = sub.add_parser("delete", parents=[common], help="completely delete a scope or an episode")
+    group = x.add_mutually_exclusive_group(required=True)
+    group.add_argument("--scope", help='namespace to delete, or JSON like \'{"namespace": "a", "user": "u1"}\'')
+    group.add_argument("--episode", help="episode id to delete, with experiences that came only from it")
+    sub.add_parser("demo", parents=[common], help="offline demo: learn from a stream of episodes")
+    return p
+
+
+def _settings(args: argparse.Namespace) -> ExpscaleSettings:
+    return ExpscaleSettings(data_dir=args.data_dir) if args.data_dir else ExpscaleSettings()
+
+
+def _progress(total: int | None, desc: str, quiet: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="item", disable=quiet, file=sys.stderr)
+
+
+def _emit(args: argparse.Namespace, payload: Any, text: Callable[[], str]) -> None:
+    print(json.dumps(payload, indent=2, default=str) if args.json else text())
+
+
+def _parse_scope(raw: str) -> Scope:
+    if raw.lstrip().startswith("{"):
+        return Scope.model_validate_json(raw)
+    return Scope(namespace=raw)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from expscale_core.engine import ExperienceEngine
+
+    settings = _settings(args)
+    if args.command == "demo":
+        from expscale_core.demo import run_demo
+
+        run_demo(settings, sys.stdout)
+        return 0
+    with ExperienceEngine.from_settings(settings) as engine:
+        return _COMMANDS[args.command](engine, args)
+
+
+def _stats(engine: ExperienceEngine, args: argparse.Namespace) -> int:
+    st = engine.stats()
+    _emit(
+        args,
+        st.model_dump(),
+        lambda: "\n".join(
+            [
+                "experiences: " + ", ".join(f"{k} {v}" for k, v in st.experiences.items()),
+                f"active tokens: {st.active_tokens}",
+                "episodes: " + ", ".join(f"{k} {v}" for k, v in st.episodes.items()),
+                f"embedder: {st.embedder}   distiller: {st.distiller}",
+            ]
+        ),
+    )
+    return 0
+
+
+def _search(engine: ExperienceEngine, args: argparse.Namespace) -> int:
+    scope = Scope(namespace=args.namespace) if args.namespace else None
+    hits = engine.retrieve(args.query, k=args.k, scope=scope, min_score=args.min_score)
+    _emit(
+        args,
+        [{"score": h.score, "similarity": h.similarity, **h.experience.model_dump(mode="json")} for h in hits],
+        lambda: (
+            "\n".join(
+                f"{h.score:.3f}  [{h.experience.kind.value}] {h.experience.content}  ({h.experience.id})" for h in hits
+            )
+            or "no experiences above the similarity floor"
+        ),
+    )
+    return 0
+
+
+def _distill(engine: ExperienceEngine, args: argparse.Namespace) -> int:
+    retried = engine.queue.retry_failed() if args.retry_failed else 0
+    with _progress(engine.queue.outstanding(), "distilling", args.json) as bar:
+        handled = engine.distill_pending(ignore_delay=True, progress=bar.update)
+    counts = engine.queue.counts()
+    _emit(
+        args,
+        {"retried": retried, "handled": handled, **counts},
+        lambda: (
+            f"handled {handled} episodes (re-queued {retried} failed); "
+            + ", ".join(f"{k} {v}" for k, v in counts.items())
+        ),
+    )
+    return 0 if counts["failed"] == 0 else 3
+
+
+def _refine(engine: ExperienceEngine, args: argparse.Namespace) -> int:
+    report = engine.refine()
+    _emit(
+        args,
+        report.model_dump(),
+        lambda: (
+            f"merged {report.merged}, superseded {report.superseded}, archived {report.archived}, "
+            f"decayed {report.decayed}; {report.before_count} -> {report.after_count} active "
+            f"({report.before_tokens} -> {report.after_tokens} tokens) in {report.duration_s:.2f} s"
+        ),
+    )
+    return 0
+
+
+def _export(engine: ExperienceEngine, args: argparse.Namespace) -> int:
+    from expscale_core.transfer import export_jsonl
+
+    with _progress(None, "exporting", args.json) as bar:
+        n = export_jsonl(engine, args.file, progress=bar.update)
+    _emit(args, {"exported": n, "file": str(args.file)}, lambda: f"exported {n} experiences to {args.file}")
+    return 0
+
+
+def _import(engine: ExperienceEngine, args: argparse.Namespace) -> int:
+    from expscale_core.transfer import import_jsonl
+
+    with _progress(None, "importing", args.json) as bar:
+        n = import_jsonl(engine, args.file, progress=bar.update)
+    _emit(args, {"imported": n, "file": str(args.file)}, lambda: f"imported {n} experiences from {args.file}")
+    return 0
+
+
+def _episodes(engine: ExperienceEngine, args: argparse.Namespace) -> int:
+    status = EpisodeStatus(args.status) if args.status else None
+    rows = engine.queue.list(status, limit=args.limit)
+    _emit(
+        args,
+        [{"id": e.id, "status": e.status.value, "attempts": n, "error": err, "input": e.input} for e, err, n in rows],
+        lambda: (
+            "\n".join(
+                f"{e.id}  {e.status.value:<9} {e.input[:60]!r}" + (f"  error: {err[:80]}" if err else "")
+                for e, err, _ in rows
+            )
+            or "no episodes"
+        ),
+    )
+    return 0
+
+
+def _restore(engine: ExperienceEngine, args: argparse.Namespace) -> int:
+    n = engine.restore(args.ids)
+    _emit(args, {"restored": n}, lambda: f"restored {n} experiences")
+    return 0
+
+
+def _delete(engine: ExperienceEngine, args: argparse.Namespace) -> int:
+    if args.scope:
+        result = engine.delete(scope=_parse_scope(args.scope))
+    else:
+        result = engine.delete(episode_id=args.episode)
+    _emit(args, result, lambda: f"deleted {result['experiences']} experiences and {result['episodes']} episodes")
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[ExperienceEngine, argparse.Namespace], int]] = {
+    "stats": _stats,
+    "search": _search,
+    "distill": _distill,
+    "refine": _refine,
+    "export": _export,
+    "import": _import,
+    "episodes": _episodes,
+    "restore": _restore,
+    "delete": _delete,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (ExpscaleError, ValidationError, ValueError, FileNotFoundError) as exc:
+        print(f"expscale: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
