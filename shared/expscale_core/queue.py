@@ -184,11 +184,11 @@ class EpisodeQueue:
         return [Episode.model_validate_json(r[1]) for r in rows]
 
     def complete(self, episode_ids: Sequence[str]) -> None:
-        """Mark episodes distilled: their experiences are stored."""
+        """Mark claimed episodes distilled: their experiences are stored."""
         self._set_status(episode_ids, EpisodeStatus.DISTILLED, error=None, raw=None)
 
     def fail(self, episode_id: str, error: str, raw_output: str | None = None) -> None:
-        """Mark an episode failed, keeping the error and the raw LLM output for inspection and retry."""
+        """Mark a claimed episode failed, keeping the error and the raw LLM output for inspection and retry."""
         self._set_status([episode_id], EpisodeStatus.FAILED, error=error, raw=raw_output)
 
     def defer(self, episode_id: str, error: str, *, backoff_s: float, max_attempts: int) -> bool:

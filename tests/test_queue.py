@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from expscale_core import Episode, EpisodeQueue, EpisodeStatus, Outcome, Scope
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_episodes_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    clock = Clock()
+    q = EpisodeQueue(path, lease_s=60, clock=clock)
+    q.put(Episode(id="a", input="first"))
+    q.put(Episode(id="b", input="second"))
+    claimed = q.claim(1)
+    assert [e.id for e in claimed] == ["a"]
+    q.close()  # "crash" while 'a' is being processed
+
+    reopened = EpisodeQueue(path, lease_s=60, clock=clock)
+    assert reopened.outstanding() == 2
+    assert [e.id for e in reopened.claim(10)] == ["b"], "a is still leased by the dead worker"
+    clock.now += 10_000  # the dead worker's lease runs out
+    assert [e.id for e in reopened.claim(10)] == ["a"]
+
+
+def test_capture_delay_holds_fresh_episodes_until_drain(tmp_path: Path) -> None:
+    clock = Clock()
+    q = EpisodeQueue(":memory:", delay_s=5, clock=clock)
+    q.put(Episode(id="a", input="x"))
+    assert q.claim(10) == []
+    assert [e.id for e in q.claim(10, ignore_delay=True)] == ["a"]
+
+
+def test_feedback_before_and_after_distillation() -> None:
+    q = EpisodeQueue(":memory:")
+    assert q.attach_outcome("early", Outcome(score=1)) is False
+    q.put(Episode(id="early", input="x"))
+    got = q.get("early")
+    assert got is not None and got.outcome is not None and got.outcome.score == 1
+
+    q.put(Episode(id="late", input="y"))
+    q.claim(10)
+    q.complete(["early", "late"])
+    assert q.get("late").status is EpisodeStatus.DISTILLED  # type: ignore[union-attr]
+    assert q.attach_outcome("late", Outcome(score=-1, correction="z")) is True
+    assert q.get("late").status is EpisodeStatus.PENDING  # type: ignore[union-attr]
+    assert [e.id for e in q.claim(10)] == ["late"]
+
+
+def test_feedback_during_processing_reopens_after_completion() -> None:
+    q = EpisodeQueue(":memory:")
+    q.put(Episode(id="a", input="x"))
+    q.claim(1)
+    q.attach_outcome("a", Outcome(score=1))
+    q.complete(["a"])
+    assert q.outstanding() == 1, "the outcome arrived mid-distillation, so the episode must be learned again"
+
+
+def test_transient_failures_back_off_then_fail_and_can_be_retried() -> None:
+    clock = Clock()
+    q = EpisodeQueue(":memory:", clock=clock)
+    q.put(Episode(id="a", input="x"))
+    q.claim(1)
+    assert q.defer("a", "LLMError: 503", backoff_s=10, max_attempts=2) is False
+    assert q.claim(1, ignore_delay=True) == [], "drain must not skip the retry backoff"
+    clock.now += 11
+    assert [e.id for e in q.claim(1)] == ["a"]
+    assert q.defer("a", "LLMError: 503", backoff_s=10, max_attempts=2) is True
+    rows = q.list(EpisodeStatus.FAILED)
+    assert [e.id for e, _, _ in rows] == ["a"] and "gave up after 2 attempts" in (rows[0][1] or "")
+    assert q.retry_failed() == 1
+    assert q.counts()["pending"] == 1
+
+
+def test_failed_episode_keeps_raw_output() -> None:
+    q = EpisodeQueue(":memory:")
+    q.put(Episode(id="a", input="x"))
+    q.claim(1)
+    q.fail("a", "bad json", raw_output="{not json")
+    assert q.raw_output("a") == "{not json"
+    assert q.counts() == {"pending": 0, "distilled": 0, "failed": 1}
+
+
+def test_served_verdicts_apply_differences_only() -> None:
+    q = EpisodeQueue(":memory:")
+    q.record_served("ep", ["x1", "x2"])
+    q.set_verdict("ep", 1)
+    rows = q.uncredited()
+    assert sorted(r[1] for r in rows) == ["x1", "x2"] and all(r[2:] == (1, 0) for r in rows)
+    q.mark_credited(rows)
+    assert q.uncredited() == []
+    q.set_verdict("ep", -1)
+    assert all(r[2:] == (-1, 1) for r in q.uncredited())
+
+
+def test_delete_scope_only_touches_that_scope() -> None:
+    q = EpisodeQueue(":memory:")
+    q.put(Episode(id="a", input="x", scope=Scope(namespace="n1", user="u1")))
+    q.put(Episode(id="b", input="y", scope=Scope(namespace="n1", user="u2")))
+    assert q.delete_scope(Scope(namespace="n1", user="u1")) == 1
+    assert q.get("a") is None and q.get("b") is not None
