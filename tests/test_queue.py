@@ -26,6 +26,7 @@ def test_episodes_survive_a_restart(tmp_path: Path) -> None:
     reopened = EpisodeQueue(path, lease_s=60, clock=clock)
     assert reopened.outstanding() == 2
     assert [e.id for e in reopened.claim(10)] == ["b"], "a is still leased by the dead worker"
+    reopened.complete(["b"])
     clock.now += 10_000  # the dead worker's lease runs out
     assert [e.id for e in reopened.claim(10)] == ["a"]
 
