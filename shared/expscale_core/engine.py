@@ -173,7 +173,7 @@ class ExperienceEngine:
         """
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, not {type(query).__name__}")
-        k = k or self.retrieve_settings.k
+        k = self.retrieve_settings.k if k is None else k
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         if not query.strip():

@@ -160,7 +160,9 @@ class OpenAILLM:
         try:
             response = self._client.chat.completions.create(**kwargs)
         except openai.BadRequestError as exc:
-            if self._structured and "response_format" in str(exc).lower():
+            # Servers word this rejection differently ("response_format", "json_schema", "grammar");
+            # any 400 with structured output on gets one try without it, and a second 400 is raised.
+            if self._structured:
                 log.warning("%s rejected JSON-schema output; falling back to JSON by prompt", self._model)
                 self._structured = False
                 return self._complete(messages, schema)

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from pydantic import BaseModel
+
+from expscale_core import (
+    Episode,
+    Experience,
+    LLMDistiller,
+    LLMError,
+    LLMOutputError,
+    OpenAILLM,
+    Outcome,
+    ToolStep,
+)
+from expscale_core.distill import Action
+from expscale_core.testing import ScriptedLLM
+
+
+class _Schema(BaseModel):
+    answer: str
+
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _out(*cands: dict[str, object]) -> str:
+    return json.dumps({"candidates": list(cands)})
+
+
+def _cand(action: str, target: int | None, content: str = "Use the v2 API.", kind: str = "strategy") -> dict[str, object]:
+    return {"action": action, "target": target, "kind": kind, "content": content, "applicability": "API calls"}
+
+
+def _existing() -> list[tuple[Experience, float]]:
+    return [
+        (Experience(kind="fact", content="The v1 API is current.", applicability="API calls"), 0.9),
+        (Experience(kind="pitfall", content="Timeouts at 5s.", applicability="API calls"), 0.8),
+    ]
+
+
+def test_structured_request_with_handles_not_uuids_and_mapping_back() -> None:
+    server = ScriptedLLM([_out(_cand("SUPERSEDE", 1, "The v2 API replaced v1."), _cand("NOOP", 2, ""))])
+    distiller = LLMDistiller(OpenAILLM(server.client, model="m"))
+    existing = _existing()
+    decisions = distiller.distill(Episode(input="call the API", output="done", outcome=Outcome(score=1)), existing)
+    assert [d.action for d in decisions] == [Action.SUPERSEDE, Action.NOOP]
+    assert decisions[0].target_id == existing[0][0].id and decisions[1].target_id == existing[1][0].id
+    body = server.requests[0].body
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["strict"] is True
+    prompt = server.requests[0].prompt_text
+    assert "[1] (fact) The v1 API is current." in prompt
+    assert not UUID_RE.search(prompt), "stored ids must never reach the model"
+    assert distiller.prompt_version == "distill.v1"
+
+
+def test_success_and_failure_are_distilled_differently() -> None:
+    server = ScriptedLLM([_out()])
+    distiller = LLMDistiller(OpenAILLM(server.client, model="m"))
+    distiller.distill(Episode(input="q", output="a", outcome=Outcome(score=1)), [])
+    distiller.distill(
+        Episode(input="q", output="a", outcome=Outcome(score=-1, comment="wrong", correction="b"),
+                steps=[ToolStep(tool="search", input="q", error="timeout")]),
+        [],
+    )
+    ok, bad = (r.prompt_text for r in server.requests)
+    assert "SUCCEEDED" in ok and "FAILED" not in ok
+    assert "FAILED" in bad and "CORRECT ANSWER / FIX: b" in bad and "tool search" in bad
+
+
+def test_invalid_output_is_retried_once_with_the_error() -> None:
+    server = ScriptedLLM(["not json at all", _out(_cand("ADD", None))])
+    decisions = LLMDistiller(OpenAILLM(server.client, model="m")).distill(Episode(input="q"), [])
+    assert len(server.requests) == 2
+    assert "not valid JSON" in server.requests[1].messages[-1]["content"]
+    assert decisions[0].action is Action.ADD
+
+
+def test_twice_invalid_output_raises_with_raw_text() -> None:
+    server = ScriptedLLM(['{"candidates": [{"action": "DELETE"}]}'])
+    with pytest.raises(LLMOutputError) as info:
+        LLMDistiller(OpenAILLM(server.client, model="m")).distill(Episode(input="q"), [])
+    assert "DELETE" in info.value.raw
+    assert len(server.requests) == 2
+
+
+def test_invented_handles_are_rejected() -> None:
+    server = ScriptedLLM([_out(_cand("UPDATE", 7))])
+    with pytest.raises(LLMOutputError, match=r"handle \[7\]"):
+        LLMDistiller(OpenAILLM(server.client, model="m")).distill(Episode(input="q"), _existing())
+
+
+def test_transient_errors_are_retried_by_the_client() -> None:
+    server = ScriptedLLM([429, 503, _out()], max_retries=3)
+    assert LLMDistiller(OpenAILLM(server.client, model="m")).distill(Episode(input="q"), []) == []
+    assert len(server.requests) == 3
+
+
+def test_persistent_server_failure_is_an_llm_error() -> None:
+    server = ScriptedLLM([500], max_retries=1)
+    with pytest.raises(LLMError, match="failed after the client's retries"):
+        OpenAILLM(server.client, model="m").generate("s", "u", _Schema)
+
+
+def test_server_without_json_schema_falls_back_to_prompted_json() -> None:
+    def reply(req):  # type: ignore[no-untyped-def]
+        if "response_format" in req.body:
+            return 400
+        return json.dumps({"answer": "ok"})
+
+    server = ScriptedLLM(reply, max_retries=0)
+    llm = OpenAILLM(server.client, model="m")
+    assert llm.generate("s", "u", _Schema).answer == "ok"
+    assert "JSON schema" in server.requests[-1].messages[0]["content"]
+
