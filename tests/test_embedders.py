@@ -44,9 +44,11 @@ def test_cached_embedder_batches_and_caches_repeats() -> None:
 def test_minilm_runs_offline_and_understands_paraphrases() -> None:
     e = MiniLMEmbedder()
     a, b, c = e.embed(
-        ["what year did hitler become chancellor of germany?",
-         "hitler became chancellor of germany in what year?",
-         "how do I bake sourdough bread"]
+        [
+            "what year did hitler become chancellor of germany?",
+            "hitler became chancellor of germany in what year?",
+            "how do I bake sourdough bread",
+        ]
     )
     assert len(a) == e.dimension == 384
     assert _cos(a, b) > 0.8 > 0.4 > _cos(a, c)
@@ -61,7 +63,9 @@ def test_openai_embedder_talks_to_a_compatible_server() -> None:
     def reply(req):  # type: ignore[no-untyped-def]
         n = len(req.body["input"])
         data = [{"object": "embedding", "index": i, "embedding": [float(i + 1), 0.0, 0.0]} for i in reversed(range(n))]
-        return json.dumps({"object": "list", "data": data, "model": "emb", "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+        return json.dumps(
+            {"object": "list", "data": data, "model": "emb", "usage": {"prompt_tokens": 1, "total_tokens": 1}}
+        )
 
     server = ScriptedLLM(reply)
     e = OpenAIEmbedder(server.client, model="emb")

@@ -66,7 +66,7 @@ def test_feedback_credits_the_experiences_served_to_an_episode(engine: Experienc
     assert served
     engine.feedback("ep-2", -1.0, "that limit changed")
     engine.drain(timeout=10)
-    (exp, _), = engine.store.get([served[0].experience.id])
+    ((exp, _),) = engine.store.get([served[0].experience.id])
     assert (exp.helpful, exp.harmful, exp.times_retrieved) == (0, 1, 1)
     assert exp.last_used_at is not None
 
@@ -85,8 +85,11 @@ def test_late_feedback_with_a_correction_is_learned(engine: ExperienceEngine) ->
 def test_newer_verified_answer_supersedes_the_old_one_with_history(engine: ExperienceEngine) -> None:
     engine.record(Episode(id="e1", input="office wifi password?", output="tulip42", outcome=Outcome(score=1)))
     engine.drain(timeout=10)
-    engine.record(Episode(id="e2", input="office wifi password?", output="tulip42", outcome=Outcome(score=-1,
-                                                                                               correction="daisy7")))
+    engine.record(
+        Episode(
+            id="e2", input="office wifi password?", output="tulip42", outcome=Outcome(score=-1, correction="daisy7")
+        )
+    )
     engine.drain(timeout=10)
     hits = engine.retrieve("office wifi password")
     assert "daisy7" in hits[0].experience.content
@@ -139,9 +142,19 @@ def test_unusable_llm_output_marks_the_episode_failed_with_raw_output() -> None:
 def test_llm_distiller_end_to_end_records_provenance() -> None:
     from expscale_core import OpenAILLM
 
-    reply = json.dumps({"candidates": [{"action": "ADD", "target": None, "kind": "pitfall",
-                                        "content": "Retry uploads over 25 MB in chunks.",
-                                        "applicability": "large uploads"}]})
+    reply = json.dumps(
+        {
+            "candidates": [
+                {
+                    "action": "ADD",
+                    "target": None,
+                    "kind": "pitfall",
+                    "content": "Retry uploads over 25 MB in chunks.",
+                    "applicability": "large uploads",
+                }
+            ]
+        }
+    )
     server = ScriptedLLM([reply])
     with make_engine(llm=OpenAILLM(server.client, model="tiny")) as engine:
         eid = engine.record(Episode(input="upload a 40 MB file", output="error", outcome=Outcome(score=-1)))
@@ -168,8 +181,14 @@ def test_periodic_refine_triggers_after_n_new_experiences() -> None:
     refine = RefineSettings(every_n_experiences=2, every_s=None, duplicate_threshold=0.85)
     with make_engine(refine=refine) as engine:
         for i, verb in enumerate(["do", "can"]):
-            engine.record(Episode(id=f"e{i}", input=f"how {verb} I reset my password?", output="Settings > Reset",
-                                  outcome=Outcome(score=1)))
+            engine.record(
+                Episode(
+                    id=f"e{i}",
+                    input=f"how {verb} I reset my password?",
+                    output="Settings > Reset",
+                    outcome=Outcome(score=1),
+                )
+            )
             engine.drain(timeout=10)
         # two paraphrases taught the same thing: the periodic refine merged them
         assert engine.store.count(statuses=[ExperienceStatus.ACTIVE]) == 1
@@ -179,10 +198,13 @@ def test_periodic_refine_triggers_after_n_new_experiences() -> None:
 
 def test_scopes_isolate_and_share() -> None:
     with make_engine() as engine:
-        engine.record(Episode(input="vpn port?", output="1194", outcome=Outcome(score=1)),
-                      scope=Scope(namespace="acme", agent="it"))
-        engine.record(Episode(input="vpn port?", output="443", outcome=Outcome(score=1)),
-                      scope=Scope(namespace="globex"))
+        engine.record(
+            Episode(input="vpn port?", output="1194", outcome=Outcome(score=1)),
+            scope=Scope(namespace="acme", agent="it"),
+        )
+        engine.record(
+            Episode(input="vpn port?", output="443", outcome=Outcome(score=1)), scope=Scope(namespace="globex")
+        )
         engine.drain(timeout=10)
         assert "1194" in engine.retrieve("vpn port", scope="acme")[0].experience.content
         assert "443" in engine.retrieve("vpn port", scope="globex")[0].experience.content

@@ -23,6 +23,7 @@ from expscale_core.testing import ScriptedLLM
 class _Schema(BaseModel):
     answer: str
 
+
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -30,7 +31,9 @@ def _out(*cands: dict[str, object]) -> str:
     return json.dumps({"candidates": list(cands)})
 
 
-def _cand(action: str, target: int | None, content: str = "Use the v2 API.", kind: str = "strategy") -> dict[str, object]:
+def _cand(
+    action: str, target: int | None, content: str = "Use the v2 API.", kind: str = "strategy"
+) -> dict[str, object]:
     return {"action": action, "target": target, "kind": kind, "content": content, "applicability": "API calls"}
 
 
@@ -62,8 +65,12 @@ def test_success_and_failure_are_distilled_differently() -> None:
     distiller = LLMDistiller(OpenAILLM(server.client, model="m"))
     distiller.distill(Episode(input="q", output="a", outcome=Outcome(score=1)), [])
     distiller.distill(
-        Episode(input="q", output="a", outcome=Outcome(score=-1, comment="wrong", correction="b"),
-                steps=[ToolStep(tool="search", input="q", error="timeout")]),
+        Episode(
+            input="q",
+            output="a",
+            outcome=Outcome(score=-1, comment="wrong", correction="b"),
+            steps=[ToolStep(tool="search", input="q", error="timeout")],
+        ),
         [],
     )
     ok, bad = (r.prompt_text for r in server.requests)
@@ -115,4 +122,3 @@ def test_server_without_json_schema_falls_back_to_prompted_json() -> None:
     llm = OpenAILLM(server.client, model="m")
     assert llm.generate("s", "u", _Schema).answer == "ok"
     assert "JSON schema" in server.requests[-1].messages[0]["content"]
-

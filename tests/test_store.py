@@ -25,8 +25,13 @@ EMB = HashEmbedder(64)
 def _backends() -> list[object]:
     params: list[object] = ["memory"]
     params.append(
-        pytest.param("server", marks=[pytest.mark.qdrant_server,
-                                      pytest.mark.skipif(not os.environ.get("QDRANT_URL"), reason="QDRANT_URL unset")])
+        pytest.param(
+            "server",
+            marks=[
+                pytest.mark.qdrant_server,
+                pytest.mark.skipif(not os.environ.get("QDRANT_URL"), reason="QDRANT_URL unset"),
+            ],
+        )
     )
     return params
 
@@ -74,7 +79,7 @@ def test_inactive_entries_are_not_served(store: QdrantExperienceStore) -> None:
 def test_update_keeps_vector_and_round_trips_payload(store: QdrantExperienceStore) -> None:
     exp = _put(store, "cache the token", Scope())
     store.update([exp.model_copy(update={"helpful": 3})])
-    (got, vec), = store.get([exp.id], with_vectors=True)
+    ((got, vec),) = store.get([exp.id], with_vectors=True)
     assert got.helpful == 3 and got.content == "cache the token"
     assert vec is not None and len(vec) == EMB.dimension
     assert [e.id for e, _ in store.scan()] == [exp.id]
