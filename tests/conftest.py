@@ -5,7 +5,6 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-
 from expscale_core import ExperienceEngine
 from expscale_core.testing import make_engine
 

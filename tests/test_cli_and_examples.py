@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from expscale_core import Episode, ExperienceEngine, ExpscaleSettings, Outcome
 from expscale_core.cli import main
 

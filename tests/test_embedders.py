@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from expscale_core import CachedEmbedder, EmbedderError, MiniLMEmbedder, OpenAIEmbedder
 from expscale_core.testing import HashEmbedder, ScriptedLLM
 
@@ -34,7 +33,7 @@ def test_cached_embedder_batches_and_caches_repeats() -> None:
     inner = CountingEmbedder()
     cached = CachedEmbedder(inner, cache_size=100, batch_size=3)
     texts = [f"t{i}" for i in range(7)]
-    first = cached.embed(texts + ["t0"])
+    first = cached.embed([*texts, "t0"])
     assert inner.batches == [3, 3, 1]
     assert first[0] == first[-1]
     assert cached.embed(texts) == first[:7]

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-
 from expscale_core import (
     Decision,
     Episode,
@@ -20,7 +19,6 @@ from expscale_core import (
     Scope,
     StoreError,
 )
-from expscale_core.distill import Action
 from expscale_core.settings import DistillSettings, RefineSettings
 from expscale_core.testing import ScriptedLLM, make_engine
 

@@ -4,8 +4,6 @@ import json
 import re
 
 import pytest
-from pydantic import BaseModel
-
 from expscale_core import (
     Episode,
     Experience,
@@ -18,6 +16,7 @@ from expscale_core import (
 )
 from expscale_core.distill import Action
 from expscale_core.testing import ScriptedLLM
+from pydantic import BaseModel
 
 
 class _Schema(BaseModel):

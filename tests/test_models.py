@@ -3,9 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
-
 from expscale_core import Episode, Experience, ExpscaleSettings, LLMStep, Outcome, Scope, ToolStep
+from pydantic import ValidationError
 
 
 def test_episode_round_trips_through_json_with_typed_steps() -> None:

@@ -3,13 +3,12 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import numpy as np
 from expscale_core import Experience, ExperienceStatus, OpenAILLM, Scope, format_experiences
 from expscale_core.episode import utcnow
 from expscale_core.refine import duplicate_clusters, retention_value
 from expscale_core.settings import RefineSettings
 from expscale_core.testing import HashEmbedder, ScriptedLLM, make_engine
-
-import numpy as np
 
 EMB = HashEmbedder()
 

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from expscale_core import (
     CollectionMismatchError,
     Experience,
@@ -97,7 +96,7 @@ def test_dimension_mismatch_says_how_to_fix(tmp_path: Path) -> None:
     s.ensure_collection(64)
     s.close()
     reopened = QdrantExperienceStore.open(path=str(tmp_path / "q"))
-    with pytest.raises(CollectionMismatchError, match="64 dims.*384 dims.*EXPSCALE_STORE__COLLECTION"):
+    with pytest.raises(CollectionMismatchError, match=r"64 dims.*384 dims.*EXPSCALE_STORE__COLLECTION"):
         reopened.ensure_collection(384)
     reopened.close()
 
