@@ -42,6 +42,19 @@ def test_distill_search_stats_and_episodes(data_dir: Path, capsys: pytest.Captur
     assert json.loads(out)["experiences"]["active"] == 2
 
 
+def test_distill_retry_failed(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with ExperienceEngine.from_settings(ExpscaleSettings(data_dir=data_dir)) as engine:
+        (claimed, *_) = engine.queue.claim(1, ignore_delay=True)
+        engine.queue.fail(claimed.id, "LLMOutputError: not JSON", raw_output="oops")
+    code, out = _run(capsys, "episodes", "--data-dir", str(data_dir), "--status", "failed")
+    assert claimed.id in out and "not JSON" in out
+    code, out = _run(capsys, "distill", "--data-dir", str(data_dir), "--json")
+    assert code == 3 and json.loads(out)["failed"] == 1, "failed episodes stay failed until retried"
+    code, out = _run(capsys, "distill", "--retry-failed", "--data-dir", str(data_dir), "--json")
+    result = json.loads(out)
+    assert code == 0 and result["retried"] == 1 and result["failed"] == 0 and result["distilled"] == 2
+
+
 def test_export_import_round_trip_reembeds(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = str(data_dir)
     _run(capsys, "distill", "--data-dir", d)

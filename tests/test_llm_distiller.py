@@ -105,6 +105,17 @@ def test_transient_errors_are_retried_by_the_client() -> None:
     assert len(server.requests) == 3
 
 
+def test_timeouts_are_retried_by_the_client() -> None:
+    import importlib
+
+    import openai
+
+    http = importlib.import_module(openai.DefaultHttpxClient.__mro__[1].__module__.split(".")[0])
+    server = ScriptedLLM([http.ConnectTimeout("scripted timeout"), _out()], max_retries=2)
+    assert LLMDistiller(OpenAILLM(server.client, model="m")).distill(Episode(input="q"), []) == []
+    assert len(server.requests) == 2
+
+
 def test_persistent_server_failure_is_an_llm_error() -> None:
     server = ScriptedLLM([500], max_retries=1)
     with pytest.raises(LLMError, match="failed after the client's retries"):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from expscale_core import Episode, EpisodeQueue, EpisodeStatus, Outcome, Scope
@@ -29,6 +31,19 @@ def test_episodes_survive_a_restart(tmp_path: Path) -> None:
     reopened.complete(["b"])
     clock.now += 10_000  # the dead worker's lease runs out
     assert [e.id for e in reopened.claim(10)] == ["a"]
+
+
+def test_claims_of_a_dead_process_are_released_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    code = (
+        "from expscale_core import Episode, EpisodeQueue\n"
+        f"q = EpisodeQueue({str(path)!r})\n"
+        "q.put(Episode(id='a', input='x'))\n"
+        "assert [e.id for e in q.claim(1)] == ['a']\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)  # claims, then exits mid-"distillation"
+    q = EpisodeQueue(path, lease_s=3600)
+    assert [e.id for e in q.claim(10, ignore_delay=True)] == ["a"]
 
 
 def test_capture_delay_holds_fresh_episodes_until_drain(tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ distilling, the lease runs out and the episode is claimed again.
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -31,6 +33,7 @@ CREATE TABLE IF NOT EXISTS episodes (
     attempts INTEGER NOT NULL DEFAULT 0,
     not_before REAL NOT NULL,
     lease_until REAL,
+    owner TEXT,
     payload TEXT NOT NULL,
     error TEXT,
     raw_output TEXT,
@@ -84,6 +87,19 @@ class EpisodeQueue:
         except sqlite3.Error as exc:
             raise QueueError(f"cannot open the episode queue at {self.path}: {exc}; check EXPSCALE_DATA_DIR") from exc
         self._lock = threading.Lock()
+        self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._release_dead_owners()
+
+    def _release_dead_owners(self) -> None:
+        """Claims held by a process on this host that no longer runs go back to pending now,
+        instead of waiting for their lease to run out."""
+        host = socket.gethostname()
+        with self._tx() as db:
+            rows = db.execute("SELECT id, owner FROM episodes WHERE status=?", (_PROCESSING,)).fetchall()
+            dead = [eid for eid, owner in rows if _is_dead(owner, host)]
+            db.executemany(
+                "UPDATE episodes SET status='pending', lease_until=NULL, owner=NULL WHERE id=?", [(i,) for i in dead]
+            )
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -178,8 +194,8 @@ class EpisodeQueue:
                 (now, int(ignore_delay), _PROCESSING, now, limit),
             ).fetchall()
             db.executemany(
-                "UPDATE episodes SET status=?, lease_until=?, updated_at=? WHERE id=?",
-                [(_PROCESSING, now + self.lease_s, now, r[0]) for r in rows],
+                "UPDATE episodes SET status=?, lease_until=?, owner=?, updated_at=? WHERE id=?",
+                [(_PROCESSING, now + self.lease_s, self._owner, now, r[0]) for r in rows],
             )
         return [Episode.model_validate_json(r[1]) for r in rows]
 
@@ -361,3 +377,18 @@ class EpisodeQueue:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _is_dead(owner: str | None, host: str) -> bool:
+    if not owner or ":" not in owner:
+        return False
+    owner_host, _, pid = owner.rpartition(":")
+    if owner_host != host or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, but someone else's
+        return False
+    return False
