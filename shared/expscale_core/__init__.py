@@ -4,6 +4,7 @@ Capture episodes, distill them in the background into compact experiences, store
 retrieve them for new queries, and refine the store over time (arXiv 2509.18771).
 """
 
+from expscale_core.capture import EpisodeRecorder, redact_episode
 from expscale_core.distill import Action, Decision, Distiller, LLMDistiller, RulesDistiller
 from expscale_core.embed import CachedEmbedder, Embedder, HashEmbedder, MiniLMEmbedder, OpenAIEmbedder
 from expscale_core.engine import EngineStats, ExperienceEngine
@@ -59,6 +60,7 @@ __all__ = [
     "EngineStats",
     "Episode",
     "EpisodeQueue",
+    "EpisodeRecorder",
     "EpisodeStatus",
     "ErrorStep",
     "Experience",
@@ -91,4 +93,5 @@ __all__ = [
     "StoreLockedError",
     "ToolStep",
     "format_experiences",
+    "redact_episode",
 ]

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-__all__ = ["CachedEmbedder", "Embedder"]
+__all__ = ["CachedEmbedder", "Embedder", "normalize"]
+
+
+def normalize(vector: Sequence[float]) -> list[float]:
+    """L2-normalize, as the :class:`Embedder` contract requires; a zero vector stays zero."""
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm else [float(x) for x in vector]
 
 
 @runtime_checkable

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from expscale_core.embed.base import normalize
 from expscale_core.errors import EmbedderError
 
 if TYPE_CHECKING:
@@ -51,9 +51,4 @@ class OpenAIEmbedder:
         except openai.OpenAIError as exc:
             raise EmbedderError(f"embedding {len(texts)} texts with {self._model} failed: {exc}") from exc
         rows = sorted(response.data, key=lambda d: d.index)
-        return [_normalize(list(row.embedding)) for row in rows]
-
-
-def _normalize(vec: list[float]) -> list[float]:
-    norm = math.sqrt(sum(x * x for x in vec)) or 1.0
-    return [x / norm for x in vec]
+        return [normalize(row.embedding) for row in rows]

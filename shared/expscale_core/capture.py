@@ -1,0 +1,261 @@
+"""Capture: building one episode per top-level run from a framework's stream of events.
+
+Framework adapters translate their callbacks or instrumentation events into calls on
+:class:`EpisodeRecorder`. The recorder keeps the run tree (every nested run belongs to the
+episode of its root), builds the steps, redacts, and hands the finished episode to the engine's
+durable queue. It never raises into the caller: failures are logged and the episode is kept in
+memory to be recorded at the next opportunity.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from expscale_core.episode import (
+    Episode,
+    ErrorStep,
+    LLMStep,
+    Message,
+    ObservationStep,
+    RetrievalStep,
+    Step,
+    ToolStep,
+    utcnow,
+)
+from expscale_core.scope import Scope
+
+if TYPE_CHECKING:
+    from expscale_core.engine import ExperienceEngine
+
+__all__ = ["EpisodeRecorder", "redact_episode"]
+
+log = logging.getLogger(__name__)
+Redactor = Callable[[str], str]
+
+
+def redact_episode(episode: Episode, redact: Redactor) -> Episode:
+    """Apply ``redact`` to every string in the episode (input, output, steps, outcome, metadata)."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return redact(value)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {
+                k: (v if k in ("id", "type", "role", "status", "started_at", "ended_at", "at") else walk(v))
+                for k, v in value.items()
+            }
+        return value
+
+    data = episode.model_dump(mode="json")
+    scope = data.pop("scope")
+    return Episode.model_validate({**walk(data), "scope": scope, "id": episode.id})
+
+
+@dataclass
+class _Open:
+    """An episode under construction, with the steps still waiting for their end event."""
+
+    episode: Episode
+    pending: dict[str, Step] = field(default_factory=dict)
+
+
+class EpisodeRecorder:
+    """Thread-safe builder of episodes from run events; hands each finished root run to the engine.
+
+    Every method is O(1) and never raises. ``run_id`` and ``parent_id`` are the framework's ids as
+    strings; a run whose parent is unknown is a root, and the root's id becomes the episode id.
+
+    Example:
+        >>> from expscale_core.testing import make_engine
+        >>> with make_engine() as engine:
+        ...     rec = EpisodeRecorder(engine)
+        ...     rec.start("r1", None, input="2+2?")
+        ...     rec.llm_start("r2", "r1", [Message(role="user", content="2+2?")], model="fake")
+        ...     rec.llm_end("r2", "4")
+        ...     rec.end("r1", output="4").steps[0].response
+        '4'
+    """
+
+    def __init__(
+        self,
+        engine: ExperienceEngine,
+        *,
+        scope: Scope | dict[str, Any] | str | None = None,
+        redact: Redactor | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.scope = Scope.coerce(scope) if scope is not None else engine.scope
+        self.redact = redact
+        self.metadata = dict(metadata or {})
+        self._open: dict[str, _Open] = {}
+        self._root_of: dict[str, str] = {}
+        self._unsaved: list[Episode] = []
+        self._lock = threading.Lock()
+
+    # -- run tree --------------------------------------------------------------------------
+
+    def root_of(self, run_id: str) -> str | None:
+        """The episode id (root run id) that ``run_id`` belongs to, while the episode is open."""
+        with self._lock:
+            return self._root_of.get(run_id)
+
+    def is_open(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self._open
+
+    def start(self, run_id: str, parent_id: str | None, *, input: str | None = None, name: str | None = None) -> None:
+        """A run began. Roots open a new episode; nested runs join their root's episode."""
+        try:
+            with self._lock:
+                root = self._root_of.get(parent_id) if parent_id is not None else None
+                if root is not None:
+                    self._root_of[run_id] = root
+                    return
+                if run_id in self._root_of:
+                    return
+                self._root_of[run_id] = run_id
+                metadata = {**self.metadata, **({"name": name} if name else {})}
+                episode = Episode(id=run_id, scope=self.scope, input=input or "", metadata=metadata)
+                self._open[run_id] = _Open(episode)
+        except Exception:  # capture must never break the user's run
+            log.exception("expscale: could not open an episode for run %s", run_id)
+
+    def _add(self, run_id: str, parent_id: str | None, step: Step, *, pending: bool) -> None:
+        try:
+            with self._lock:
+                root = self._root_of.get(run_id) or (self._root_of.get(parent_id) if parent_id else None)
+                if root is None:
+                    return
+                self._root_of[run_id] = root
+                state = self._open.get(root)
+                if state is None:
+                    return
+                state.episode.steps.append(step)
+                if pending:
+                    state.pending[run_id] = step
+        except Exception:
+            log.exception("expscale: could not record a step of run %s", run_id)
+
+    def _finish(self, run_id: str, update: Callable[[Step], None]) -> None:
+        try:
+            with self._lock:
+                root = self._root_of.get(run_id)
+                state = self._open.get(root) if root else None
+                step = state.pending.pop(run_id, None) if state else None
+                if step is not None:
+                    update(step)
+                    step.ended_at = utcnow()
+        except Exception:
+            log.exception("expscale: could not finish a step of run %s", run_id)
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def llm_start(
+        self,
+        run_id: str,
+        parent_id: str | None,
+        messages: Sequence[Message],
+        *,
+        model: str | None = None,
+        input: str | None = None,
+    ) -> None:
+        """A model call began. A model called on its own is a root run: its last message is the input."""
+        if parent_id is None or self.root_of(parent_id) is None:
+            last_user = next((m.content for m in reversed(messages) if m.role in ("user", "human")), None)
+            self.start(run_id, None, input=input or last_user or (messages[-1].content if messages else ""))
+        self._add(run_id, parent_id, LLMStep(model=model, messages=list(messages), name=model), pending=True)
+
+    def llm_end(
+        self, run_id: str, response: str, *, reasoning: str | None = None, tool_calls: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        def update(step: Step) -> None:
+            assert isinstance(step, LLMStep)
+            step.response = response
+            step.reasoning = reasoning or None
+            if tool_calls:
+                step.metadata["tool_calls"] = list(tool_calls)
+
+        self._finish(run_id, update)
+        if self.is_open(run_id):
+            self.end(run_id, output=response)
+
+    def tool_start(self, run_id: str, parent_id: str | None, tool: str, input: Any) -> None:
+        self._add(run_id, parent_id, ToolStep(tool=tool, input=input), pending=True)
+
+    def tool_end(self, run_id: str, output: Any) -> None:
+        self._finish(run_id, lambda s: setattr(s, "output", output))
+
+    def retrieval_start(self, run_id: str, parent_id: str | None, query: str) -> None:
+        self._add(run_id, parent_id, RetrievalStep(query=query), pending=True)
+
+    def retrieval_end(self, run_id: str, documents: Sequence[str]) -> None:
+        self._finish(run_id, lambda s: setattr(s, "documents", list(documents)))
+
+    def observe(self, run_id: str, text: str) -> None:
+        self._add(run_id, None, ObservationStep(text=text), pending=False)
+
+    def error(self, run_id: str, exc: BaseException | str) -> None:
+        """An error in any run: it closes a pending tool step, and is kept as an error step."""
+        message = str(exc)
+        error_type = type(exc).__name__ if isinstance(exc, BaseException) else "Error"
+
+        def update(step: Step) -> None:
+            if isinstance(step, ToolStep):
+                step.error = f"{error_type}: {message}"
+
+        self._finish(run_id, update)
+        self._add(run_id, None, ErrorStep(error_type=error_type, message=message), pending=False)
+
+    # -- finishing -------------------------------------------------------------------------
+
+    def end(self, run_id: str, *, output: str | None = None, input: str | None = None) -> Episode | None:
+        """A run ended. For a root, the episode is finished and queued; returns it (None otherwise)."""
+        try:
+            with self._lock:
+                state = self._open.pop(run_id, None)
+                if state is None:
+                    return None
+                for rid in [r for r, root in self._root_of.items() if root == run_id]:
+                    del self._root_of[rid]
+            episode = state.episode
+            episode.output = output
+            if input and not episode.input:
+                episode.input = input
+            episode.ended_at = utcnow()
+            if self.redact is not None:
+                episode = redact_episode(episode, self.redact)
+            self._record(episode)
+            return episode
+        except Exception:
+            log.exception("expscale: could not finish the episode of run %s", run_id)
+            return None
+
+    def _record(self, episode: Episode | None) -> None:
+        with self._lock:
+            backlog, self._unsaved = [*self._unsaved, *([episode] if episode else [])], []
+        for i, item in enumerate(backlog):
+            try:
+                self.engine.record(item)
+            except Exception as exc:  # the queue is local disk; keep everything until it works again
+                log.warning(
+                    "expscale: could not queue episode %s yet (%s); holding %d in memory",
+                    item.id,
+                    exc,
+                    len(backlog) - i,
+                )
+                with self._lock:
+                    self._unsaved = backlog[i:] + self._unsaved
+                return
+
+    def flush(self) -> int:
+        """Try again to queue the episodes held in memory; returns how many are still held."""
+        self._record(None)
+        with self._lock:
+            return len(self._unsaved)
