@@ -91,8 +91,8 @@ def test_errors_are_reported_not_raised(
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPSCALE_")}
-    return env
+    """The examples' offline mode: no expscale settings and no OpenAI endpoint from the caller's shell."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("EXPSCALE_", "OPENAI_"))}
 
 
 def test_demo_runs_offline_with_the_real_model(tmp_path: Path) -> None:
@@ -121,3 +121,23 @@ def test_quickstart_example_learns_the_correction(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "1194/udp" in result.stdout and "<experience>" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("langchain_chain.py", ["first answer: 1937", "answer: 1933", "<experience>", "correct answer is: 1933"]),
+        ("langchain_agent.py", ["answer: 20 EUR is 21.60 USD.", "never estimate exchange rates", "episode id"]),
+    ],
+)
+def test_langchain_examples_run_offline(script: str, expected: list[str], tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    for text in expected:
+        assert text in result.stdout

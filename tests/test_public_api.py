@@ -76,7 +76,14 @@ PINNED = {
         "LLMDistiller",
         "RulesDistiller",
     },
-    "langchain_expscale": set(),
+    "langchain_expscale": {
+        "ExperienceCallbackHandler",
+        "ExperienceMiddleware",
+        "ExperienceRetriever",
+        "ExperienceState",
+        "LangChainEmbedder",
+        "with_experience",
+    },
     "llamaindex_expscale": set(),
 }
 

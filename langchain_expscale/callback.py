@@ -1,0 +1,160 @@
+"""Capture: a LangChain callback handler that turns each top-level run into one episode."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from expscale_core import EpisodeRecorder, Message, Scope
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.documents import Document
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import LLMResult
+
+from langchain_expscale._messages import message, result_text, to_text
+
+if TYPE_CHECKING:
+    from expscale_core import ExperienceEngine
+
+__all__ = ["ExperienceCallbackHandler"]
+
+
+def _id(run_id: UUID | None) -> str | None:
+    return str(run_id) if run_id is not None else None
+
+
+class ExperienceCallbackHandler(BaseCallbackHandler):
+    """Records every top-level run as an expscale episode; the root ``run_id`` is the episode id.
+
+    Attach it with ``config={"callbacks": [handler]}`` or ``chain.with_config(callbacks=[handler])``.
+    Each event costs a dict update under a lock; the finished episode goes to the engine's durable
+    local queue, never to the store or an LLM, so a failing store or LLM cannot slow the chain.
+    It never raises into the chain.
+
+    Example:
+        >>> from langchain_core.language_models.fake_chat_models import FakeListChatModel
+        >>> from expscale_core.testing import make_engine
+        >>> engine = make_engine()
+        >>> handler = ExperienceCallbackHandler(engine)
+        >>> _ = FakeListChatModel(responses=["Lima"]).invoke("capital of Peru?", config={"callbacks": [handler]})
+        >>> [e.input for e, _, _ in engine.queue.list()]
+        ['capital of Peru?']
+        >>> engine.close()
+    """
+
+    raise_error = False
+    run_inline = True  # the work is tiny; running inline keeps event order and avoids executor hops
+
+    def __init__(
+        self,
+        engine: ExperienceEngine,
+        *,
+        scope: Scope | dict[str, Any] | str | None = None,
+        redact: Callable[[str], str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.engine = engine
+        self.recorder = EpisodeRecorder(engine, scope=scope, redact=redact, metadata=metadata)
+
+    def episode_id(self, run_id: UUID | str) -> str | None:
+        """The episode a (possibly nested) run belongs to, while it is running."""
+        return self.recorder.root_of(str(run_id))
+
+    # chains ------------------------------------------------------------------------------
+
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.recorder.start(str(run_id), _id(parent_run_id), input=to_text(inputs), name=kwargs.get("name"))
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self.recorder.end(str(run_id), output=to_text(outputs))
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self.recorder.error(str(run_id), error)
+        self.recorder.end(str(run_id), output=None)
+
+    # models ------------------------------------------------------------------------------
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any] | None,
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        converted = [message(m) for m in (messages[0] if messages else [])]
+        model = (metadata or {}).get("ls_model_name")
+        self.recorder.llm_start(str(run_id), _id(parent_run_id), converted, model=model)
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any] | None,
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        converted = [Message(role="user", content=p) for p in prompts[:1]]
+        self.recorder.llm_start(str(run_id), _id(parent_run_id), converted, model=(metadata or {}).get("ls_model_name"))
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        text, reasoning, calls = result_text(response)
+        self.recorder.llm_end(str(run_id), text, reasoning=reasoning, tool_calls=calls)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self.recorder.error(str(run_id), error)
+        self.recorder.end(str(run_id), output=None)
+
+    # tools and retrievers ------------------------------------------------------------------
+
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any] | None,
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
+        self.recorder.tool_start(
+            str(run_id), _id(parent_run_id), str(name), inputs if inputs is not None else input_str
+        )
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self.recorder.tool_end(str(run_id), to_text(output))
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self.recorder.error(str(run_id), error)
+
+    def on_retriever_start(
+        self,
+        serialized: dict[str, Any] | None,
+        query: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.recorder.retrieval_start(str(run_id), _id(parent_run_id), query)
+
+    def on_retriever_end(self, documents: Sequence[Document], *, run_id: UUID, **kwargs: Any) -> None:
+        self.recorder.retrieval_end(str(run_id), [d.page_content for d in documents])
+
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self.recorder.error(str(run_id), error)

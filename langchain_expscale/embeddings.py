@@ -1,0 +1,42 @@
+"""Any LangChain ``Embeddings`` as an expscale embedder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from expscale_core.embed import normalize
+from langchain_core.embeddings import Embeddings
+
+__all__ = ["LangChainEmbedder"]
+
+
+class LangChainEmbedder:
+    """Adapts a LangChain ``Embeddings`` to expscale's ``Embedder`` protocol (vectors are L2-normalized).
+
+    Example:
+        >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+        >>> emb = LangChainEmbedder(DeterministicFakeEmbedding(size=16))
+        >>> emb.dimension, len(emb.embed(["hi"])[0])
+        (16, 16)
+    """
+
+    def __init__(self, embeddings: Embeddings, *, model_id: str | None = None, dimension: int | None = None) -> None:
+        self.embeddings = embeddings
+        name = getattr(embeddings, "model", None) or getattr(embeddings, "model_name", None)
+        self._model_id = model_id or f"langchain:{type(embeddings).__name__}" + (f":{name}" if name else "")
+        self._dimension = dimension
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:
+            self._dimension = len(self.embeddings.embed_query("dimension probe"))
+        return self._dimension
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        return [normalize(v) for v in self.embeddings.embed_documents(list(texts))]

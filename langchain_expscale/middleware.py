@@ -1,0 +1,129 @@
+"""Experience memory for ``langchain.agents.create_agent``: retrieve, inject into the system prompt, capture."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from expscale_core import Episode, ExpscaleError, Scope
+from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
+from langchain_core.messages import HumanMessage, SystemMessage
+from typing_extensions import NotRequired
+
+from langchain_expscale._messages import episode_steps, text_of
+
+if TYPE_CHECKING:
+    from expscale_core import ExperienceEngine
+    from langgraph.runtime import Runtime
+
+__all__ = ["ExperienceMiddleware", "ExperienceState"]
+
+log = logging.getLogger(__name__)
+
+
+class ExperienceState(AgentState):
+    """Agent state with the episode id (give feedback on it) and the rendered experience block."""
+
+    expscale_episode_id: NotRequired[str]
+    expscale_experience: NotRequired[str]
+    expscale_start: NotRequired[int]
+
+
+class ExperienceMiddleware(AgentMiddleware[ExperienceState, Any]):
+    """Gives an agent relevant past experience and learns from its runs.
+
+    - Before the run, it retrieves experiences for the task (the latest user message), once per run.
+    - Before each model call, it appends them to the system prompt as a delimited block under a token
+      budget, framed as advice to weigh rather than instructions.
+    - After the run, it records the run (task, model turns, tool calls and results, answer) as an
+      episode. The episode id is ``result["expscale_episode_id"]``; pass it to ``engine.feedback``,
+      which also credits the experiences that were served.
+
+    Retrieval or recording failures are logged; the agent runs as if there were no memory.
+
+    Example:
+        >>> from langchain.agents import create_agent  # doctest: +SKIP
+        >>> agent = create_agent(model, tools, middleware=[ExperienceMiddleware(engine)])  # doctest: +SKIP
+    """
+
+    state_schema = ExperienceState
+
+    def __init__(
+        self,
+        engine: ExperienceEngine,
+        *,
+        k: int | None = None,
+        scope: Scope | dict[str, Any] | str | None = None,
+        min_score: float | None = None,
+        token_budget: int | None = None,
+        capture: bool = True,
+    ) -> None:
+        super().__init__()
+        self.engine = engine
+        self.k = k
+        self.scope = Scope.coerce(scope) if scope is not None else None
+        self.min_score = min_score
+        self.token_budget = token_budget
+        self.capture = capture
+
+    def before_agent(self, state: ExperienceState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        messages = state["messages"]
+        task = next((text_of(m.content) for m in reversed(messages) if isinstance(m, HumanMessage)), "")
+        episode_id = str(uuid.uuid4())
+        block = ""
+        try:
+            hits = self.engine.retrieve(
+                task, k=self.k, scope=self.scope, min_score=self.min_score, episode_id=episode_id
+            )
+            block = self.engine.format(hits, self.token_budget)
+        except ExpscaleError as exc:
+            log.warning("expscale: retrieval failed, running the agent without experience: %s", exc)
+        start = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=0)
+        return {"expscale_episode_id": episode_id, "expscale_experience": block, "expscale_start": start}
+
+    def _with_experience(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
+        block = (request.state or {}).get("expscale_experience")
+        if not isinstance(block, str) or not block:
+            return request
+        current = request.system_message
+        if current is None:
+            return request.override(system_message=SystemMessage(content=block))
+        if isinstance(current.content, str):
+            content: Any = f"{current.content}\n\n{block}" if current.content else block
+        else:
+            content = [*current.content, {"type": "text", "text": f"\n\n{block}"}]
+        return request.override(system_message=SystemMessage(content=content))
+
+    def wrap_model_call(
+        self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], ModelResponse[Any]]
+    ) -> Any:
+        return handler(self._with_experience(request))
+
+    async def awrap_model_call(
+        self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]]
+    ) -> Any:
+        return await handler(self._with_experience(request))
+
+    def after_agent(self, state: ExperienceState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        if not self.capture or "expscale_episode_id" not in state:
+            return None
+        messages = state["messages"][state.get("expscale_start", 0) :]
+        if not messages:
+            return None
+        final = messages[-1]
+        try:
+            self.engine.record(
+                Episode(
+                    id=state["expscale_episode_id"],
+                    scope=self.scope or self.engine.scope,
+                    input=text_of(messages[0].content),
+                    output=text_of(final.content) if final is not messages[0] else None,
+                    steps=episode_steps(messages[1:]),
+                    metadata={"source": "langchain.agent"},
+                )
+            )
+        except Exception as exc:  # the agent's answer must reach the user whatever happens here
+            log.warning("expscale: could not record the agent run %s: %s", state["expscale_episode_id"], exc)
+        return None

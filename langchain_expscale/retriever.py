@@ -1,0 +1,67 @@
+"""Experiences as LangChain documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from expscale_core import ExperienceEngine, Scope, ScoredExperience
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict, Field
+
+from langchain_expscale.callback import ExperienceCallbackHandler
+
+__all__ = ["ExperienceRetriever", "to_document"]
+
+
+def to_document(hit: ScoredExperience) -> Document:
+    exp = hit.experience
+    return Document(
+        id=exp.id,
+        page_content=exp.content,
+        metadata={
+            "id": exp.id,
+            "kind": exp.kind.value,
+            "applicability": exp.applicability,
+            "score": hit.score,
+            "similarity": hit.similarity,
+            "utility": exp.utility,
+            "support": exp.support,
+            "source_episode_ids": list(exp.provenance.source_episode_ids),
+            "distiller": exp.provenance.distiller,
+            "scope": exp.scope.model_dump(exclude_none=True),
+        },
+    )
+
+
+class ExperienceRetriever(BaseRetriever):
+    """Retrieves experiences as ``Document``s (content, plus id, kind, score, utility and provenance in metadata).
+
+    ``invoke`` and ``ainvoke`` both work (async runs the same retrieval in a worker thread). Pass the
+    ``handler`` that captures the chain to credit served experiences when feedback arrives.
+
+    Example:
+        >>> from expscale_core.testing import make_engine
+        >>> engine = make_engine()
+        >>> ExperienceRetriever(engine=engine, k=3).invoke("anything")
+        []
+        >>> engine.close()
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    engine: ExperienceEngine
+    k: int = Field(default=5, ge=1)
+    scope: Scope | None = None
+    min_score: float | None = None
+    handler: ExperienceCallbackHandler | None = None
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None, **kwargs: Any
+    ) -> list[Document]:
+        episode_id = self.handler.episode_id(run_manager.run_id) if self.handler is not None else None
+        hits = self.engine.retrieve(
+            query, k=k or self.k, scope=self.scope, min_score=self.min_score, episode_id=episode_id
+        )
+        return [to_document(h) for h in hits]

@@ -1,0 +1,370 @@
+"""LangChain adapters, exercised with real LangChain objects and LangChain's own fake models."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from expscale_core import (
+    Episode,
+    ExperienceEngine,
+    ExperienceStatus,
+    LLMStep,
+    MiniLMEmbedder,
+    Outcome,
+    QdrantExperienceStore,
+    RetrievalStep,
+    StoreError,
+    ToolStep,
+)
+from expscale_core.embed import CachedEmbedder
+from expscale_core.testing import make_engine
+from langchain.agents import create_agent
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.documents import Document
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import RunnableLambda
+from langchain_core.tools import tool
+from langchain_tests.integration_tests import RetrieversIntegrationTests
+
+from langchain_expscale import (
+    ExperienceCallbackHandler,
+    ExperienceMiddleware,
+    ExperienceRetriever,
+    LangChainEmbedder,
+    with_experience,
+)
+from langchain_expscale.testing import RecordingFakeChatModel
+
+PROMPT = ChatPromptTemplate.from_messages([("system", "You answer trivia.\n{experience}"), ("human", "{question}")])
+
+
+@functools.cache
+def _minilm() -> CachedEmbedder:
+    return CachedEmbedder(MiniLMEmbedder())
+
+
+@pytest.fixture
+def minilm_engine() -> Iterator[ExperienceEngine]:
+    with make_engine(embedder=_minilm()) as eng:
+        yield eng
+
+
+def _episodes(engine: ExperienceEngine) -> dict[str, Episode]:
+    return {e.id: e for e, _, _ in engine.queue.list(limit=1000)}
+
+
+# -- callback handler ---------------------------------------------------------------------------
+
+
+class KBRetriever(BaseRetriever):
+    def _get_relevant_documents(self, query: str, *, run_manager: Any) -> list[Document]:
+        return [Document(page_content="Lima is the capital of Peru.")]
+
+
+def test_one_root_run_becomes_one_episode_with_all_its_steps(engine: ExperienceEngine) -> None:
+    model = RecordingFakeChatModel(
+        messages=iter(
+            [AIMessage(content=[{"type": "reasoning", "reasoning": "Peru -> Lima"}, {"type": "text", "text": "Lima"}])]
+        )
+    )
+    chain = (
+        {"context": KBRetriever() | (lambda docs: docs[0].page_content), "question": lambda x: x}
+        | ChatPromptTemplate.from_template("{context}\n{question}")
+        | model
+        | StrOutputParser()
+    )
+    handler = ExperienceCallbackHandler(engine)
+    captured: list[str] = []
+    result = chain.invoke("capital of Peru?", config={"callbacks": [handler], "run_id": None})
+    assert result == "Lima"
+    episodes = _episodes(engine)
+    assert len(episodes) == 1
+    (ep,) = episodes.values()
+    captured.append(ep.id)
+    assert ep.input == "capital of Peru?" and ep.output == "Lima"
+    llm = [s for s in ep.steps if isinstance(s, LLMStep)]
+    assert len(llm) == 1 and llm[0].reasoning == "Peru -> Lima" and llm[0].response == "Lima"
+    assert "Lima is the capital of Peru." in llm[0].messages[0].content
+    retrieval = [s for s in ep.steps if isinstance(s, RetrievalStep)]
+    assert retrieval[0].documents == ["Lima is the capital of Peru."]
+
+
+def test_root_run_id_is_the_episode_id_so_feedback_works(engine: ExperienceEngine) -> None:
+    import uuid
+
+    run_id = uuid.uuid4()
+    chain = PROMPT | FakeListChatModel(responses=["Quito"]) | StrOutputParser()
+    chain.invoke(
+        {"question": "capital of Chile?", "experience": ""},
+        config={"callbacks": [ExperienceCallbackHandler(engine)], "run_id": run_id},
+    )
+    engine.feedback(str(run_id), -1, correction="Santiago")
+    engine.drain(timeout=10)
+    assert "Santiago" in engine.retrieve("capital of Chile")[0].experience.content
+
+
+def test_tool_calls_and_errors_are_captured(engine: ExperienceEngine) -> None:
+    @tool
+    def lookup(city: str) -> str:
+        """Look up a city's country."""
+        if city == "Lmia":
+            raise ValueError("unknown city Lmia")
+        return "Peru"
+
+    def run(city: str) -> str:
+        try:
+            return lookup.invoke({"city": city})
+        except ValueError:
+            return lookup.invoke({"city": "Lima"})
+
+    handler = ExperienceCallbackHandler(engine)
+    assert RunnableLambda(run).invoke("Lmia", config={"callbacks": [handler]}) == "Peru"
+    (ep,) = _episodes(engine).values()
+    tools = [s for s in ep.steps if isinstance(s, ToolStep)]
+    assert [t.error is not None for t in tools] == [True, False]
+    assert "unknown city" in (tools[0].error or "") and tools[1].output == "Peru"
+    engine.feedback(ep.id, 1)
+    engine.drain(timeout=10)
+    pitfalls = [e for e, _ in engine.store.scan() if e.kind.value == "pitfall"]
+    assert pitfalls and "Lmia" in pitfalls[0].content and "Lima" in pitfalls[0].content
+
+
+def test_redaction_runs_before_anything_is_stored(engine: ExperienceEngine) -> None:
+    handler = ExperienceCallbackHandler(engine, redact=lambda s: s.replace("4111-1111", "[card]"))
+    FakeListChatModel(responses=["card 4111-1111 ok"]).invoke("charge 4111-1111", config={"callbacks": [handler]})
+    (ep,) = _episodes(engine).values()
+    assert "4111" not in ep.model_dump_json()
+    assert ep.input == "charge [card]"
+
+
+def test_concurrent_runs_do_not_mix(engine: ExperienceEngine) -> None:
+    handler = ExperienceCallbackHandler(engine)
+    chain = PROMPT | FakeListChatModel(responses=["ok"]) | RunnableLambda(lambda m: f"answer:{m.content}")
+    inputs = [{"question": f"question {i}", "experience": ""} for i in range(32)]
+    chain.batch(inputs, config={"callbacks": [handler], "max_concurrency": 8})
+    asyncio.run(chain.abatch(inputs, config={"callbacks": [handler], "max_concurrency": 16}))
+    episodes = list(_episodes(engine).values())
+    assert len(episodes) == 64 and len({e.id for e in episodes}) == 64
+    for ep in episodes:
+        llm = [s for s in ep.steps if isinstance(s, LLMStep)]
+        assert len(llm) == 1 and ep.output == "answer:ok"
+        assert ep.input in llm[0].messages[-1].content, "each episode holds its own prompt"
+    assert sorted(e.input for e in episodes) == sorted([f"question {i}" for i in range(32)] * 2)
+
+
+class BrokenStore:
+    """A real in-memory store whose every operation fails until ``broken`` is cleared."""
+
+    def __init__(self) -> None:
+        self.inner = QdrantExperienceStore.open(location=":memory:")
+        self.broken = True
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if not callable(attr) or name == "close":
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.broken:
+                raise StoreError("store is down")
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def test_failing_store_does_not_break_the_chain_and_loses_nothing() -> None:
+    store = BrokenStore()
+    with make_engine(store=store.inner) as engine:  # created while healthy, then broken below
+        engine.store = store  # type: ignore[assignment]
+        chain = with_experience(PROMPT | FakeListChatModel(responses=["Lima"]) | StrOutputParser(), engine)
+        assert chain.invoke({"question": "capital of Peru?"}) == "Lima"
+        (ep,) = _episodes(engine).values()
+        engine.feedback(ep.id, 1)
+        engine.drain(timeout=5)
+        assert engine.queue.counts()["distilled"] == 0, "nothing could be stored yet"
+        store.broken = False
+        engine.queue.retry_failed()
+        assert engine.drain(timeout=10)
+        assert "Lima" in engine.retrieve("capital of Peru")[0].experience.content
+
+
+# -- memory: LCEL wrapper and agent middleware ------------------------------------------------
+
+
+def test_lcel_learns_from_a_correction_and_serves_paraphrases(minilm_engine: ExperienceEngine) -> None:
+    engine = minilm_engine
+    model = RecordingFakeChatModel(messages=iter([AIMessage(content=a) for a in ("1937", "1933", "1933")]))
+    chain = with_experience(PROMPT | model | StrOutputParser(), engine, query_key="question")
+    handler_ids: list[str] = []
+
+    class RootIds(BaseCallbackHandler):
+        def on_chain_start(
+            self, serialized: Any, inputs: Any, *, run_id: Any, parent_run_id: Any = None, **kw: Any
+        ) -> None:
+            if parent_run_id is None:
+                handler_ids.append(str(run_id))
+
+    chain.invoke({"question": "What year did Hitler become chancellor of Germany?"}, config={"callbacks": [RootIds()]})
+    assert "<experience>" not in model.prompts[0][0].content, "nothing learned yet"
+    (episode_id,) = {e.id for e in _episodes(engine).values()}
+    assert episode_id == handler_ids[0]
+    engine.feedback(episode_id, -1, "wrong year", correction="1933")
+    assert engine.drain(timeout=30)
+
+    chain.invoke({"question": "What year did Hitler become chancellor of Germany?"})
+    chain.invoke({"question": "Hitler became chancellor of Germany in what year?"})
+    for prompt in model.prompts[1:]:
+        system = prompt[0].content
+        assert "<experience>" in system and "1933" in system and "not instructions" in system
+
+    # the paraphrase run was served the lesson, so feedback on that run credits it
+    (lesson,) = [e for e, _ in engine.store.scan() if "1933" in e.content]
+    last = max(_episodes(engine).values(), key=lambda e: e.started_at)
+    assert lesson.id in engine.queue.served(last.id)
+    engine.feedback(last.id, 1)
+    engine.drain(timeout=30)
+    ((credited, _),) = engine.store.get([lesson.id])
+    assert credited.helpful == 1 and credited.times_retrieved == 2
+
+
+def _agent_model(*replies: AIMessage) -> RecordingFakeChatModel:
+    return RecordingFakeChatModel(messages=iter(replies))
+
+
+def test_agent_middleware_injects_experience_and_captures_the_run(minilm_engine: ExperienceEngine) -> None:
+    engine = minilm_engine
+
+    @tool
+    def convert(amount: float, currency: str) -> str:
+        """Convert an amount of EUR into another currency."""
+        return f"{amount * 1.1:.2f} {currency}"
+
+    engine.record(
+        Episode(
+            input="How much is 10 EUR in USD?",
+            output="11.00 USD",
+            outcome=Outcome(score=-1, correction="Use the convert tool; never guess rates."),
+        )
+    )
+    engine.drain(timeout=30)
+
+    model = _agent_model(
+        AIMessage(
+            content="",
+            tool_calls=[
+                {"name": "convert", "args": {"amount": 20, "currency": "USD"}, "id": "call_1", "type": "tool_call"}
+            ],
+        ),
+        AIMessage(content="20 EUR is 22.00 USD."),
+    )
+    agent = create_agent(
+        model, tools=[convert], system_prompt="You are a finance helper.", middleware=[ExperienceMiddleware(engine)]
+    )
+    result = agent.invoke({"messages": [{"role": "user", "content": "What is 20 EUR in USD?"}]})
+    assert result["messages"][-1].content == "20 EUR is 22.00 USD."
+    assert len(model.prompts) == 2
+    for prompt in model.prompts:  # every model call of the run sees the block
+        system = prompt[0].content
+        assert system.startswith("You are a finance helper.") and "never guess rates" in system
+
+    engine.drain(timeout=30)
+    episode = engine.queue.get(result["expscale_episode_id"])
+    assert episode is not None and episode.input == "What is 20 EUR in USD?"
+    assert episode.output == "20 EUR is 22.00 USD."
+    tools = [s for s in episode.steps if isinstance(s, ToolStep)]
+    assert tools[0].tool == "convert" and tools[0].input == {"amount": 20, "currency": "USD"}
+    assert "22.00 USD" in str(tools[0].output)
+
+    engine.feedback(result["expscale_episode_id"], 1)
+    engine.drain(timeout=30)
+    lesson = [e for e, _ in engine.store.scan(statuses=[ExperienceStatus.ACTIVE]) if "never guess" in e.content]
+    assert lesson[0].helpful == 1
+
+
+def test_agent_middleware_async_path(engine: ExperienceEngine) -> None:
+    engine.record(
+        Episode(input="What is the refund window?", output="7 days", outcome=Outcome(score=-1, correction="30 days"))
+    )
+    engine.drain(timeout=10)
+    model = _agent_model(AIMessage(content="30 days."))
+    agent = create_agent(model, tools=[], middleware=[ExperienceMiddleware(engine)])
+    result = asyncio.run(agent.ainvoke({"messages": [{"role": "user", "content": "What is the refund window?"}]}))
+    assert "30 days" in str(model.prompts[0][0].content)
+    assert result["expscale_episode_id"]
+
+
+def test_agent_runs_when_the_store_is_down() -> None:
+    store = BrokenStore()
+    with make_engine(store=store.inner) as engine:
+        engine.store = store  # type: ignore[assignment]
+        agent = create_agent(
+            _agent_model(AIMessage(content="hello")), tools=[], middleware=[ExperienceMiddleware(engine)]
+        )
+        result = agent.invoke({"messages": [{"role": "user", "content": "hi"}]})
+        assert result["messages"][-1].content == "hello"
+        assert engine.queue.get(result["expscale_episode_id"]) is not None, "the run is still captured"
+
+
+# -- retriever and embeddings -----------------------------------------------------------------
+
+
+def _seeded_engine() -> ExperienceEngine:
+    engine = make_engine()
+    for i, (q, a) in enumerate(
+        [
+            ("capital of Peru?", "Lima"),
+            ("capital of Chile?", "Santiago"),
+            ("capital of Japan?", "Tokyo"),
+            ("capital of Kenya?", "Nairobi"),
+        ]
+    ):
+        engine.record(Episode(id=f"seed-{i}", input=q, output=a, outcome=Outcome(score=1)))
+    engine.drain(timeout=10)
+    return engine
+
+
+class TestExperienceRetrieverStandard(RetrieversIntegrationTests):
+    @property
+    def retriever_constructor(self) -> type[ExperienceRetriever]:
+        return ExperienceRetriever
+
+    @property
+    def retriever_constructor_params(self) -> dict[str, Any]:
+        return {"engine": _seeded_engine(), "min_score": -1.0}
+
+    @property
+    def retriever_query_example(self) -> str:
+        return "what is the capital of Peru?"
+
+
+def test_retriever_documents_carry_metadata_and_async_works() -> None:
+    engine = _seeded_engine()
+    retriever = ExperienceRetriever(engine=engine, k=2)
+    docs = retriever.invoke("capital of Peru")
+    assert "Lima" in docs[0].page_content
+    meta = docs[0].metadata
+    assert meta["kind"] == "fact" and meta["source_episode_ids"] == ["seed-0"] and meta["id"] == docs[0].id
+    assert {"score", "utility", "distiller", "scope"} <= set(meta)
+    assert asyncio.run(retriever.ainvoke("capital of Peru"))[0].id == docs[0].id
+    engine.close()
+
+
+def test_any_langchain_embeddings_can_serve_as_the_embedder() -> None:
+    with make_engine(embedder=LangChainEmbedder(DeterministicFakeEmbedding(size=32))) as engine:
+        engine.record(Episode(input="capital of Peru?", output="Lima", outcome=Outcome(score=1)))
+        engine.drain(timeout=10)
+        assert engine.embedder.dimension == 32
+        assert engine.embedder.model_id == "langchain:DeterministicFakeEmbedding"
+        hits = engine.retrieve(
+            "questions like: capital of Peru?\nFor “capital of Peru?” the verified answer is: Lima.", min_score=0.99
+        )
+        assert hits and "Lima" in hits[0].experience.content
