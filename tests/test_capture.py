@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import threading
+
+from expscale_core import EpisodeQueue, EpisodeRecorder, ErrorStep, Message, ToolStep, redact_episode
+from expscale_core.episode import Episode, LLMStep
+from expscale_core.testing import make_engine
+
+
+def test_nested_runs_join_their_root_and_finish_with_it() -> None:
+    with make_engine() as engine:
+        rec = EpisodeRecorder(engine, metadata={"app": "t"})
+        rec.start("root", None, input="convert 5 km")
+        rec.start("child", "root")
+        rec.tool_start("tool", "child", "convert", {"km": 5})
+        rec.tool_end("tool", "3.1 mi")
+        rec.llm_start("llm", "child", [Message(role="user", content="convert 5 km")], model="m")
+        rec.llm_end("llm", "3.1 miles", reasoning="5 * 0.62")
+        assert rec.root_of("llm") == "root"
+        assert rec.end("child", output="ignored") is None, "only the root finishes the episode"
+        ep = rec.end("root", output="3.1 miles")
+        assert ep is not None and ep.id == "root" and ep.metadata == {"app": "t"}
+        assert [type(s) for s in ep.steps] == [ToolStep, LLMStep]
+        assert engine.queue.get("root") is not None
+        assert rec.root_of("llm") is None, "finished runs are forgotten"
+
+
+def test_errors_close_pending_tool_steps() -> None:
+    with make_engine() as engine:
+        rec = EpisodeRecorder(engine)
+        rec.start("r", None, input="x")
+        rec.tool_start("t", "r", "search", "x")
+        rec.error("t", TimeoutError("slow"))
+        ep = rec.end("r", output=None)
+        assert ep is not None
+        tool, err = ep.steps
+        assert isinstance(tool, ToolStep) and tool.error == "TimeoutError: slow"
+        assert isinstance(err, ErrorStep) and err.error_type == "TimeoutError"
+
+
+def test_unwritable_queue_holds_episodes_until_it_works_again() -> None:
+    with make_engine() as engine:
+        rec = EpisodeRecorder(engine)
+        engine.queue.close()  # the disk "fails"
+        rec.start("r1", None, input="a")
+        rec.end("r1", output="b")  # must not raise
+        assert rec.flush() == 1
+        engine.queue = EpisodeQueue(":memory:")  # the disk is back
+        assert rec.flush() == 0
+        assert engine.queue.get("r1") is not None
+
+
+def test_events_for_unknown_runs_are_ignored_not_raised() -> None:
+    with make_engine() as engine:
+        rec = EpisodeRecorder(engine)
+        rec.tool_end("nope", "x")
+        rec.llm_end("nope", "x")
+        rec.error("nope", "boom")
+        assert rec.end("nope") is None
+
+
+def test_many_threads_build_separate_episodes() -> None:
+    with make_engine() as engine:
+        rec = EpisodeRecorder(engine)
+
+        def run(i: int) -> None:
+            rec.start(f"r{i}", None, input=f"q{i}")
+            for j in range(20):
+                rec.tool_start(f"r{i}-t{j}", f"r{i}", "t", j)
+                rec.tool_end(f"r{i}-t{j}", j)
+            rec.end(f"r{i}", output=f"a{i}")
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for i in range(16):
+            ep = engine.queue.get(f"r{i}")
+            assert ep is not None and ep.output == f"a{i}" and len(ep.steps) == 20
+            assert [s.output for s in ep.steps] == list(range(20))  # type: ignore[union-attr]
+
+
+def test_redact_episode_keeps_ids_and_structure() -> None:
+    ep = Episode(
+        id="secret-id",
+        input="my key is sk-123",
+        output="ok sk-123",
+        steps=[ToolStep(tool="t", input={"key": "sk-123"}, output="sk-123")],
+    )
+    clean = redact_episode(ep, lambda s: s.replace("sk-123", "[key]"))
+    assert clean.id == "secret-id" and "sk-123" not in clean.model_dump_json()
+    assert isinstance(clean.steps[0], ToolStep) and clean.steps[0].input == {"key": "[key]"}
