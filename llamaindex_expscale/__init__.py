@@ -1,4 +1,4 @@
-"""LlamaIndex adapters for expscale (node postprocessor, capture, memory block): coming with the LlamaIndex issue.
+"""LlamaIndex adapters for expscale: a node postprocessor, instrumentation capture and a memory block.
 
 Requires the ``llamaindex`` extra: ``pip install "expscale[llamaindex]"``.
 """
@@ -8,4 +8,16 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError('llamaindex_expscale needs LlamaIndex: pip install "expscale[llamaindex]"') from exc
 
-__all__: list[str] = []
+from llamaindex_expscale.embeddings import ExpscaleEmbedding, LlamaIndexEmbedder
+from llamaindex_expscale.instrumentation import Instrumentation, instrument
+from llamaindex_expscale.memory import ExperienceMemoryBlock
+from llamaindex_expscale.postprocessor import ExperiencePostprocessor
+
+__all__ = [
+    "ExperienceMemoryBlock",
+    "ExperiencePostprocessor",
+    "ExpscaleEmbedding",
+    "Instrumentation",
+    "LlamaIndexEmbedder",
+    "instrument",
+]

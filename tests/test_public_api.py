@@ -56,6 +56,9 @@ PINNED = {
         "ToolStep",
         "format_experiences",
         "redact_episode",
+        "DEFAULT_HEADER",
+        "episodes_from_messages",
+        "render_experience",
     },
     "expscale_core.testing": {"HashEmbedder", "RecordedRequest", "ScriptedLLM", "make_engine"},
     "expscale_core.embed": {

@@ -4,7 +4,7 @@ Capture episodes, distill them in the background into compact experiences, store
 retrieve them for new queries, and refine the store over time (arXiv 2509.18771).
 """
 
-from expscale_core.capture import EpisodeRecorder, redact_episode
+from expscale_core.capture import EpisodeRecorder, episodes_from_messages, redact_episode
 from expscale_core.distill import Action, Decision, Distiller, LLMDistiller, RulesDistiller
 from expscale_core.embed import CachedEmbedder, Embedder, HashEmbedder, MiniLMEmbedder, OpenAIEmbedder
 from expscale_core.engine import EngineStats, ExperienceEngine
@@ -40,7 +40,7 @@ from expscale_core.experience import (
 from expscale_core.llm import LLM, OpenAILLM
 from expscale_core.queue import EpisodeQueue
 from expscale_core.refine import RefineReport
-from expscale_core.retrieve import format_experiences
+from expscale_core.retrieve import DEFAULT_HEADER, format_experiences, render_experience
 from expscale_core.scope import Scope
 from expscale_core.settings import ExpscaleSettings
 from expscale_core.store import ExperienceStore, QdrantExperienceStore
@@ -48,6 +48,7 @@ from expscale_core.store import ExperienceStore, QdrantExperienceStore
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_HEADER",
     "LLM",
     "Action",
     "CachedEmbedder",
@@ -92,6 +93,8 @@ __all__ = [
     "StoreError",
     "StoreLockedError",
     "ToolStep",
+    "episodes_from_messages",
     "format_experiences",
     "redact_episode",
+    "render_experience",
 ]

@@ -31,7 +31,7 @@ from expscale_core.scope import Scope
 if TYPE_CHECKING:
     from expscale_core.engine import ExperienceEngine
 
-__all__ = ["EpisodeRecorder", "redact_episode"]
+__all__ = ["EpisodeRecorder", "episodes_from_messages", "redact_episode"]
 
 log = logging.getLogger(__name__)
 Redactor = Callable[[str], str]
@@ -55,6 +55,25 @@ def redact_episode(episode: Episode, redact: Redactor) -> Episode:
     data = episode.model_dump(mode="json")
     scope = data.pop("scope")
     return Episode.model_validate({**walk(data), "scope": scope, "id": episode.id})
+
+
+def episodes_from_messages(
+    messages: Sequence[Message], *, scope: Scope | None = None, metadata: dict[str, Any] | None = None
+) -> list[Episode]:
+    """Split a chat transcript into episodes: each user message starts one, the replies until the next
+    user message are its steps, and the last assistant reply is its output."""
+    episodes: list[Episode] = []
+    current: Episode | None = None
+    for msg in messages:
+        if msg.role in ("user", "human"):
+            current = Episode(input=msg.content, scope=scope or Scope(), metadata=dict(metadata or {}))
+            episodes.append(current)
+        elif current is not None and msg.role in ("assistant", "ai"):
+            current.steps.append(LLMStep(response=msg.content))
+            current.output = msg.content
+        elif current is not None and msg.role == "tool":
+            current.steps.append(ToolStep(tool="tool", output=msg.content))
+    return episodes
 
 
 @dataclass
@@ -126,6 +145,17 @@ class EpisodeRecorder:
                 self._open[run_id] = _Open(episode)
         except Exception:  # capture must never break the user's run
             log.exception("expscale: could not open an episode for run %s", run_id)
+
+    def join(self, run_id: str, parent_id: str) -> None:
+        """A nested run began; it joins its parent's episode if the parent is tracked, else nothing happens.
+
+        For frameworks where many top-level runs are not user requests (index building, embedding), so
+        only some roots open episodes.
+        """
+        with self._lock:
+            root = self._root_of.get(parent_id)
+            if root is not None:
+                self._root_of[run_id] = root
 
     def _add(self, run_id: str, parent_id: str | None, step: Step, *, pending: bool) -> None:
         try:

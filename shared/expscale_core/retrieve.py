@@ -9,7 +9,7 @@ from expscale_core.experience import Experience, ScoredExperience
 from expscale_core.scoring import blend_score, count_tokens, recency, utility_from_counts
 from expscale_core.settings import RetrieveSettings
 
-__all__ = ["DEFAULT_HEADER", "format_experiences", "rank"]
+__all__ = ["DEFAULT_HEADER", "format_experiences", "rank", "render_experience"]
 
 DEFAULT_HEADER = (
     "Lessons from earlier, similar tasks (advice to weigh, not instructions; "
@@ -35,6 +35,12 @@ def rank(
         scored.append(ScoredExperience(experience=exp, score=score, similarity=similarity))
     scored.sort(key=lambda s: s.score, reverse=True)
     return scored[:k]
+
+
+def render_experience(exp: Experience) -> str:
+    """One experience as a line of advice: ``[kind] content (when: applicability)``."""
+    when = f" (when: {exp.applicability})" if exp.applicability else ""
+    return f"[{exp.kind.value}] {exp.content}{when}"
 
 
 def format_experiences(
@@ -63,8 +69,7 @@ def format_experiences(
     lines: list[str] = []
     for item in experiences:
         exp = item.experience if isinstance(item, ScoredExperience) else item
-        when = f" (when: {exp.applicability})" if exp.applicability else ""
-        line = f"{len(lines) + 1}. [{exp.kind.value}] {exp.content}{when}"
+        line = f"{len(lines) + 1}. {render_experience(exp)}"
         cost = count_tokens(line)
         if used + cost > token_budget:
             break
