@@ -23,3 +23,20 @@ def real_chat_model() -> Any:
     except ImportError as exc:
         raise SystemExit("a real model needs langchain-openai: pip install langchain-openai") from exc
     return ChatOpenAI(model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"), temperature=0)
+
+
+def real_llama_llm() -> Any:
+    """LlamaIndex's OpenAI LLM against OPENAI_BASE_URL / OPENAI_API_KEY (model from OPENAI_MODEL)."""
+    try:
+        from llama_index.llms.openai_like import OpenAILike
+    except ImportError as exc:
+        raise SystemExit(
+            "a real model needs llama-index-llms-openai-like: pip install llama-index-llms-openai-like"
+        ) from exc
+    return OpenAILike(
+        model=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"),
+        api_base=os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+        api_key=os.environ.get("OPENAI_API_KEY", "not-needed"),
+        is_chat_model=True,
+        is_function_calling_model=True,
+    )

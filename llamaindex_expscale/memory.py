@@ -54,7 +54,7 @@ class ExperienceMemoryBlock(BaseMemoryBlock[str]):
 
     def _render(self, query: str) -> str:
         hits = self._engine.retrieve(query, k=self.top_k, scope=self.scope, min_score=self.min_score)
-        return self._engine.format(hits, self.token_budget)
+        return self._engine.format(hits, self.token_budget, delimiter=None)  # Memory adds <name> tags itself
 
     async def _aget(self, messages: list[ChatMessage] | None = None, **block_kwargs: Any) -> str:
         query = self._query(messages)

@@ -91,3 +91,18 @@ def test_redact_episode_keeps_ids_and_structure() -> None:
     clean = redact_episode(ep, lambda s: s.replace("sk-123", "[key]"))
     assert clean.id == "secret-id" and "sk-123" not in clean.model_dump_json()
     assert isinstance(clean.steps[0], ToolStep) and clean.steps[0].input == {"key": "[key]"}
+
+
+def test_a_call_reported_twice_by_nested_wrappers_is_one_step() -> None:
+    with make_engine() as engine:
+        rec = EpisodeRecorder(engine)
+        rec.start("r", None, input="q")
+        msgs = [Message(role="user", content="q")]
+        rec.llm_start("outer", "r", msgs)
+        rec.llm_start("inner", "outer", msgs)
+        rec.llm_end("inner", "a")
+        rec.llm_end("outer", "a")
+        rec.llm_start("again", "r", msgs)  # a later, separate call with the same prompt is its own step
+        rec.llm_end("again", "b")
+        ep = rec.end("r", output="b")
+        assert ep is not None and [s.response for s in ep.steps] == ["a", "b"]  # type: ignore[union-attr]

@@ -141,3 +141,34 @@ def test_langchain_examples_run_offline(script: str, expected: list[str], tmp_pa
     assert result.returncode == 0, result.stderr
     for text in expected:
         assert text in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        (
+            "llamaindex_query_engine.py",
+            [
+                "A: Deleted notes are gone for good.",
+                "A: From Trash, within 30 days.",
+                "experience served (fact",
+                "restore it from Trash",
+            ],
+        ),
+        (
+            "llamaindex_agent.py",
+            ["answer: Ship with the tracked courier", "need a signature on delivery", "You are a shipping assistant."],
+        ),
+    ],
+)
+def test_llamaindex_examples_run_offline(script: str, expected: list[str], tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    for text in expected:
+        assert text in result.stdout

@@ -87,7 +87,14 @@ PINNED = {
         "LangChainEmbedder",
         "with_experience",
     },
-    "llamaindex_expscale": set(),
+    "llamaindex_expscale": {
+        "ExperienceMemoryBlock",
+        "ExperiencePostprocessor",
+        "ExpscaleEmbedding",
+        "Instrumentation",
+        "LlamaIndexEmbedder",
+        "instrument",
+    },
 }
 
 

@@ -121,6 +121,8 @@ def test_format_respects_budget_and_frames_as_advice() -> None:
     assert "not instructions" in block
     assert 1 <= block.count("[fact]") < 10
     assert format_experiences(exps, token_budget=20) == ""
+    bare = format_experiences(exps[:1], delimiter=None)
+    assert "<" not in bare and bare.splitlines()[1].startswith("1. [fact]")
 
 
 def test_refine_scope_limits_the_run() -> None:

@@ -167,6 +167,16 @@ class EpisodeRecorder:
                 state = self._open.get(root)
                 if state is None:
                     return
+                if isinstance(step, LLMStep):
+                    # Wrappers report one call twice (LlamaIndex's acomplete around complete): a call that
+                    # starts while an identical one is pending is that call.
+                    twin = next(
+                        (p for p in state.pending.values() if isinstance(p, LLMStep) and p.messages == step.messages),
+                        None,
+                    )
+                    if twin is not None:
+                        state.pending[run_id] = twin
+                        return
                 state.episode.steps.append(step)
                 if pending:
                     state.pending[run_id] = step

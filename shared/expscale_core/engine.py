@@ -199,9 +199,17 @@ class ExperienceEngine:
                     self.queue.record_served(episode_id, [s.experience.id for s in ranked])
         return ranked
 
-    def format(self, experiences: Sequence[ScoredExperience | Experience], token_budget: int | None = None) -> str:
+    def format(
+        self,
+        experiences: Sequence[ScoredExperience | Experience],
+        token_budget: int | None = None,
+        *,
+        delimiter: str | None = "experience",
+    ) -> str:
         """Render experiences as a prompt block under the configured token budget."""
-        return format_experiences(experiences, token_budget=token_budget or self.retrieve_settings.token_budget)
+        return format_experiences(
+            experiences, token_budget=token_budget or self.retrieve_settings.token_budget, delimiter=delimiter
+        )
 
     # -- background work -----------------------------------------------------------------
 

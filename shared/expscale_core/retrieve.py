@@ -48,12 +48,13 @@ def format_experiences(
     *,
     token_budget: int = 400,
     header: str = DEFAULT_HEADER,
-    delimiter: str = "experience",
+    delimiter: str | None = "experience",
 ) -> str:
     """Render experiences as a delimited block under ``token_budget`` (approximate tokens).
 
     Entries are added best first until the next would exceed the budget. Returns "" when nothing fits,
-    so callers can skip the block entirely.
+    so callers can skip the block entirely. ``delimiter=None`` leaves out the enclosing tags, for hosts
+    that add their own (LlamaIndex's ``Memory`` wraps each block in its name).
 
     Example:
         >>> e = Experience(kind="pitfall", content="Dates in the API are UTC.", applicability="parsing dates")
@@ -64,8 +65,8 @@ def format_experiences(
         1. [pitfall] Dates in the API are UTC. (when: parsing dates)
         </experience>
     """
-    open_tag, close_tag = f"<{delimiter}>", f"</{delimiter}>"
-    used = count_tokens(header) + count_tokens(open_tag + close_tag)
+    tags = [f"<{delimiter}>", f"</{delimiter}>"] if delimiter else []
+    used = count_tokens(header) + count_tokens("".join(tags))
     lines: list[str] = []
     for item in experiences:
         exp = item.experience if isinstance(item, ScoredExperience) else item
@@ -77,4 +78,5 @@ def format_experiences(
         used += cost
     if not lines:
         return ""
-    return "\n".join([open_tag, header, *lines, close_tag])
+    body = [header, *lines]
+    return "\n".join([tags[0], *body, tags[1]] if tags else body)

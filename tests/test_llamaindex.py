@@ -1,0 +1,279 @@
+"""LlamaIndex adapters, exercised with real LlamaIndex objects, LlamaIndex mocks and a discriminative embedder."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+from expscale_core import (
+    Episode,
+    ExperienceEngine,
+    MiniLMEmbedder,
+    Outcome,
+    QdrantExperienceStore,
+    RetrievalStep,
+    StoreError,
+)
+from expscale_core.embed import CachedEmbedder
+from expscale_core.testing import HashEmbedder, make_engine
+from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.agent.workflow import FunctionAgent
+from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.embeddings import MockEmbedding
+from llama_index.core.llms.mock import MockFunctionCallingLLM
+from llama_index.core.memory import Memory
+from llama_index.core.query_engine import RetrieverQueryEngine
+
+from llamaindex_expscale import (
+    ExperienceMemoryBlock,
+    ExperiencePostprocessor,
+    ExpscaleEmbedding,
+    Instrumentation,
+    LlamaIndexEmbedder,
+    instrument,
+)
+from llamaindex_expscale.testing import ScriptedLlamaLLM
+
+DOCS = [
+    Document(text="Peru is a country in South America. Its currency is the sol."),
+    Document(text="Chile is a long, narrow country along the Pacific coast."),
+    Document(text="Japan is an island country in East Asia."),
+]
+
+
+@functools.cache
+def _minilm() -> CachedEmbedder:
+    return CachedEmbedder(MiniLMEmbedder())
+
+
+def _index(embedder: Any = None) -> VectorStoreIndex:
+    return VectorStoreIndex.from_documents(DOCS, embed_model=ExpscaleEmbedding(embedder or HashEmbedder()))
+
+
+def _teach(engine: ExperienceEngine, question: str, wrong: str, right: str) -> None:
+    engine.record(Episode(input=question, output=wrong, outcome=Outcome(score=-1, correction=right)))
+    assert engine.drain(timeout=30)
+
+
+@pytest.fixture
+def capture(engine: ExperienceEngine) -> Iterator[Instrumentation]:
+    cap = instrument(engine)
+    yield cap
+    cap.remove()
+
+
+def test_query_engine_gets_experience_nodes_in_sources_and_prompt(engine: ExperienceEngine) -> None:
+    _teach(engine, "capital of Peru?", "Cusco", "Lima")
+    llm = ScriptedLlamaLLM(answers=["Lima"])
+    post = ExperiencePostprocessor(engine=engine, top_k=2)
+    response = (
+        _index()
+        .as_query_engine(llm=llm, similarity_top_k=2, node_postprocessors=[post])
+        .query("What is the capital of Peru?")
+    )
+    experience_nodes = [n for n in response.source_nodes if "expscale_experience_id" in n.node.metadata]
+    assert len(experience_nodes) == 1 and response.source_nodes[0] is experience_nodes[0], "prepended"
+    meta = experience_nodes[0].node.metadata
+    assert meta["kind"] == "fact" and meta["source_episode_ids"] and "utility" in meta
+    assert "correct answer is: Lima" in llm.prompts[0] and "not instructions" in llm.prompts[0]
+    assert "expscale_experience_id" not in llm.prompts[0], "metadata stays out of the prompt"
+    assert len(response.source_nodes) == 3
+
+
+def test_top_k_mode_and_no_duplicates(engine: ExperienceEngine) -> None:
+    for country, city in [("Peru", "Lima"), ("Chile", "Santiago"), ("Japan", "Tokyo")]:
+        _teach(engine, f"capital of {country}?", "?", city)
+    post = ExperiencePostprocessor(engine=engine, top_k=2, mode="append", min_score=-1.0)
+    nodes = _index().as_retriever(similarity_top_k=1).retrieve("capital of Peru?")
+    once = post.postprocess_nodes(nodes, query_str="capital of Peru?")
+    assert len(once) == 3 and once[0].node.node_id == nodes[0].node.node_id, "appended after the documents"
+    twice = post.postprocess_nodes(once, query_str="capital of Peru?")
+    assert [n.node.node_id for n in twice] == [n.node.node_id for n in once], "never the same node twice"
+
+
+def test_retriever_query_engine_chat_engine_and_async(engine: ExperienceEngine) -> None:
+    _teach(engine, "currency of Peru?", "peso", "the sol")
+    index = _index()
+    post = ExperiencePostprocessor(engine=engine)
+
+    llm = ScriptedLlamaLLM(answers=["The sol."])
+    qe = RetrieverQueryEngine.from_args(index.as_retriever(), llm=llm, node_postprocessors=[post])
+    qe.query("currency of Peru?")
+    assert "the correct answer is: the sol" in llm.prompts[-1]
+
+    async_llm = ScriptedLlamaLLM(answers=["The sol."])
+    response = asyncio.run(index.as_query_engine(llm=async_llm, node_postprocessors=[post]).aquery("currency of Peru?"))
+    assert any("expscale_experience_id" in n.node.metadata for n in response.source_nodes)
+    assert "the correct answer is: the sol" in async_llm.prompts[-1]
+
+    seen: list[Sequence[ChatMessage]] = []
+
+    def reply(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
+        seen.append(list(messages))
+        return ChatMessage(role="assistant", content="The sol.")
+
+    chat_llm = MockFunctionCallingLLM(response_generator=reply, is_chat_model=True)
+    chat = index.as_chat_engine(chat_mode="context", llm=chat_llm, node_postprocessors=[post])
+    assert str(chat.chat("what money do they use in Peru? currency of Peru?")) == "The sol."
+    assert "the correct answer is: the sol" in str(seen[-1][0].content)
+
+
+def test_instrumentation_builds_one_episode_per_query_with_feedback(
+    engine: ExperienceEngine, capture: Instrumentation
+) -> None:
+    llm = ScriptedLlamaLLM(answers=["Cusco"])
+    qe = _index().as_query_engine(llm=llm, node_postprocessors=[ExperiencePostprocessor(engine=engine)])
+    qe.query("capital of Peru?")
+    episode_id = capture.last_episode_id
+    assert episode_id is not None and episode_id.startswith("RetrieverQueryEngine.query-")
+    ep = engine.queue.get(episode_id)
+    assert ep is not None and ep.input == "capital of Peru?" and ep.output == "Cusco"
+    assert [s.type for s in ep.steps] == ["retrieval", "llm"]
+    retrieval = ep.steps[0]
+    assert isinstance(retrieval, RetrievalStep) and "Peru" in " ".join(retrieval.documents)
+    assert len(engine.queue.list()) == 1, "index building and embedding calls are not episodes"
+
+    engine.feedback(episode_id, -1, correction="Lima")
+    assert engine.drain(timeout=10)
+    qe.query("capital of Peru?")
+    assert "correct answer is: Lima" in llm.prompts[-1]
+    assert engine.queue.served(capture.last_episode_id or "")  # the second query was served the lesson
+
+
+def test_learning_from_feedback_reaches_a_paraphrase() -> None:
+    with make_engine(embedder=_minilm()) as engine:
+        capture = instrument(engine)
+        try:
+            llm = ScriptedLlamaLLM(answers=["1937", "1933"])
+            qe = _index(_minilm()).as_query_engine(
+                llm=llm, node_postprocessors=[ExperiencePostprocessor(engine=engine)]
+            )
+            assert str(qe.query("What year did Hitler become chancellor of Germany?")) == "1937"
+            engine.feedback(capture.last_episode_id or "", -1, "wrong", correction="1933")
+            assert engine.drain(timeout=30)
+            response = qe.query("Hitler became chancellor of Germany in what year?")
+            assert "correct answer is: 1933" in llm.prompts[-1]
+            assert any("expscale_experience_id" in n.node.metadata for n in response.source_nodes)
+        finally:
+            capture.remove()
+
+
+def test_concurrent_queries_do_not_mix(engine: ExperienceEngine, capture: Instrumentation) -> None:
+    index = _index()
+    llm = ScriptedLlamaLLM(answers=["answer"])
+
+    def ask(i: int) -> None:
+        index.as_query_engine(llm=llm).query(f"question number {i} about Peru")
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    async def many() -> None:
+        qe = index.as_query_engine(llm=llm)
+        await asyncio.gather(*(qe.aquery(f"async question {i} about Chile") for i in range(16)))
+
+    asyncio.run(many())
+    episodes = [e for e, _, _ in engine.queue.list(limit=100)]
+    assert len(episodes) == 32 and len({e.id for e in episodes}) == 32
+    for ep in episodes:
+        llm_steps = [s for s in ep.steps if s.type == "llm"]
+        assert len(llm_steps) == 1 and ep.input in llm_steps[0].messages[-1].content  # type: ignore[union-attr]
+        assert ep.output == "answer"
+
+
+class BrokenStore:
+    def __init__(self) -> None:
+        self.inner = QdrantExperienceStore.open(location=":memory:")
+        self.broken = True
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if not callable(attr) or name == "close":
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.broken:
+                raise StoreError("store is down")
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def test_failing_store_does_not_break_the_pipeline() -> None:
+    store = BrokenStore()
+    with make_engine(store=store.inner) as engine:
+        engine.store = store  # type: ignore[assignment]
+        capture = instrument(engine)
+        try:
+            qe = _index().as_query_engine(
+                llm=ScriptedLlamaLLM(answers=["Lima"]), node_postprocessors=[ExperiencePostprocessor(engine=engine)]
+            )
+            assert str(qe.query("capital of Peru?")) == "Lima"
+            assert engine.queue.get(capture.last_episode_id or "") is not None, "captured all the same"
+        finally:
+            capture.remove()
+
+
+def test_memory_block_serves_experience_and_captures_flushed_chat(engine: ExperienceEngine) -> None:
+    _teach(engine, "What is the refund window?", "7 days", "30 days from delivery")
+    block = ExperienceMemoryBlock(engine=engine, top_k=2)
+    memory = Memory.from_defaults(
+        session_id="s1", token_limit=60, chat_history_token_ratio=0.3, token_flush_size=20, memory_blocks=[block]
+    )
+
+    async def converse() -> list[ChatMessage]:
+        await memory.aput_messages(
+            [
+                ChatMessage(role="user", content="Hi, I bought a kettle last week."),
+                ChatMessage(role="assistant", content="Great, how can I help with the kettle?"),
+                ChatMessage(role="user", content="It leaks. Can I still return it, what is the refund window?"),
+            ]
+        )
+        return await memory.aget()
+
+    messages = asyncio.run(converse())
+    system = str(messages[0].content)
+    assert messages[0].role.value == "system" and "30 days from delivery" in system
+    assert system.count("<experience>") == 1, "Memory's own tags, not ours as well"
+    flushed = [e for e, _, _ in engine.queue.list() if e.metadata.get("source") == "llamaindex.memory"]
+    assert flushed and flushed[-1].input == "Hi, I bought a kettle last week."
+    assert flushed[-1].output == "Great, how can I help with the kettle?"
+
+
+def test_agent_with_memory_gets_the_experience(engine: ExperienceEngine) -> None:
+    _teach(engine, "How much is 10 EUR in USD?", "about 11", "Always call the convert tool; never estimate rates.")
+    seen: list[Sequence[ChatMessage]] = []
+
+    def reply(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
+        seen.append(list(messages))
+        return ChatMessage(role="assistant", content="I will use the convert tool.")
+
+    agent = FunctionAgent(
+        tools=[],
+        llm=MockFunctionCallingLLM(response_generator=reply, is_chat_model=True),
+        system_prompt="You are a finance helper.",
+    )
+    memory = Memory.from_defaults(session_id="s2", memory_blocks=[ExperienceMemoryBlock(engine=engine)])
+
+    async def run() -> str:
+        return str(await agent.run(user_msg="What is 20 EUR in USD?", memory=memory))
+
+    assert asyncio.run(run()) == "I will use the convert tool."
+    prompt = "\n".join(str(m.content) for m in seen[0])
+    assert "never estimate rates" in prompt and "You are a finance helper." in prompt
+
+
+def test_llamaindex_embeddings_serve_as_the_engine_embedder() -> None:
+    embedder = LlamaIndexEmbedder(MockEmbedding(embed_dim=12))
+    with make_engine(embedder=embedder) as engine:
+        assert engine.embedder.dimension == 12 and engine.embedder.model_id.startswith("llamaindex:MockEmbedding")
+        engine.record(Episode(input="q", output="a", outcome=Outcome(score=1)))
+        assert engine.drain(timeout=10)
+        assert engine.store.count() == 1
