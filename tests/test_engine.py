@@ -237,3 +237,22 @@ def test_distill_settings_batch_and_drain_timeout() -> None:
         distiller.release.set()
         assert engine.drain(timeout=10) is True
         assert engine.queue.counts()["distilled"] == 3
+
+
+def test_autostart_off_runs_nothing_in_the_background_until_asked() -> None:
+    from expscale_core import EpisodeQueue
+    from expscale_core.testing import HashEmbedder
+
+    engine = ExperienceEngine(
+        store=QdrantExperienceStore.open(location=":memory:"),
+        embedder=HashEmbedder(),
+        distiller=RulesDistiller(),
+        queue=EpisodeQueue(":memory:"),
+        autostart=False,
+    )
+    with engine:
+        engine.record(Episode(input="capital of Peru?", output="Lima", outcome=Outcome(score=1)))
+        assert "expscale-distiller" not in {t.name for t in threading.enumerate()}
+        assert engine.queue.outstanding() == 1
+        assert engine.run_pending() == 1
+        assert engine.queue.outstanding() == 0 and engine.store.count() == 1

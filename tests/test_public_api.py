@@ -79,6 +79,11 @@ PINNED = {
         "LLMDistiller",
         "RulesDistiller",
     },
+    "expscale_core.eval": {
+        "ARMS", "QA", "ArmResult", "Cluster", "EvalConfig", "LLMReader", "OracleReader", "Reader", "ScenarioResult",
+        "Task", "load_comqa", "load_nq_open", "load_sample", "load_webquestions", "related", "repetitive",
+        "run_scenario", "saturation",
+    },
     "langchain_expscale": {
         "ExperienceCallbackHandler",
         "ExperienceMiddleware",

@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--scope", help='namespace to delete, or JSON like \'{"namespace": "a", "user": "u1"}\'')
     group.add_argument("--episode", help="episode id to delete, with experiences that came only from it")
     sub.add_parser("demo", parents=[common], help="offline demo: learn from a stream of episodes")
+    from expscale_core.eval.command import add_parser as add_eval_parser
+
+    add_eval_parser(sub, common)
     return p
 
 
@@ -78,6 +81,10 @@ def _parse_scope(raw: str) -> Scope:
 def _run(args: argparse.Namespace) -> int:
     from expscale_core.engine import ExperienceEngine
 
+    if args.command == "eval":
+        from expscale_core.eval.command import run as run_eval
+
+        return run_eval(args)
     settings = _settings(args)
     if args.command == "demo":
         from expscale_core.demo import run_demo

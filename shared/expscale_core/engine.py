@@ -52,7 +52,9 @@ class ExperienceEngine:
     """Learns from finished episodes and serves what it learned.
 
     Collaborators are injected; :meth:`from_settings` builds them from :class:`ExpscaleSettings`.
-    The first :meth:`record` starts the background worker; nothing runs before that.
+    The first :meth:`record` starts the background worker; nothing runs before that. With
+    ``autostart=False`` no thread is ever started by record or feedback: call :meth:`run_pending`
+    yourself (deterministic runs, evaluations) or :meth:`drain`.
 
     Example:
         >>> from expscale_core.testing import make_engine
@@ -77,6 +79,7 @@ class ExperienceEngine:
         distill_settings: DistillSettings | None = None,
         refine_settings: RefineSettings | None = None,
         clock: Callable[[], datetime] = utcnow,
+        autostart: bool = True,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -96,6 +99,7 @@ class ExperienceEngine:
         self._last_refine = time.monotonic()
         self._refine_lock = threading.Lock()
         self._closed = False
+        self._autostart = autostart
 
     @classmethod
     def from_settings(cls, settings: Any = None, **overrides: Any) -> ExperienceEngine:
@@ -124,8 +128,7 @@ class ExperienceEngine:
         elif episode.scope == Scope() and self.scope != Scope():
             episode = episode.model_copy(update={"scope": self.scope})
         self.queue.put(episode)
-        self._worker.start()
-        self._worker.notify()
+        self._wake()
         return episode.id
 
     def feedback(
@@ -152,8 +155,12 @@ class ExperienceEngine:
         outcome = Outcome(score=float(score), comment=comment, correction=correction)
         self.queue.attach_outcome(episode_id, outcome)
         self.queue.set_verdict(episode_id, (score > 0) - (score < 0))
-        self._worker.start()
-        self._worker.notify()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._autostart:
+            self._worker.start()
+            self._worker.notify()
 
     # -- retrieval -----------------------------------------------------------------------
 
@@ -215,6 +222,15 @@ class ExperienceEngine:
 
     def _background_step(self, draining: bool) -> int:
         handled = self.distill_pending(limit=self.distill_settings.batch_size, ignore_delay=draining)
+        handled += self._flush_credits()
+        self._maybe_refine()
+        return handled
+
+    def run_pending(self) -> int:
+        """Do all queued work now, on this thread: distill every pending episode (ignoring the capture
+        delay), write usage and feedback statistics, and refine if it is due. Returns items handled."""
+        self._check_open()
+        handled = self.distill_pending(ignore_delay=True)
         handled += self._flush_credits()
         self._maybe_refine()
         return handled

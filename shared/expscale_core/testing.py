@@ -51,7 +51,7 @@ Reply = str | int | Exception
 
 
 class ScriptedLLM:
-    """An OpenAI-compatible chat server scripted in-process.
+    """An OpenAI-compatible server scripted in-process (chat completions, text completions, embeddings).
 
     ``replies`` is a list consumed in order (the last one repeats) or a function of the request.
     Each reply is the assistant's content, an HTTP status code to fail with, or an exception such
@@ -99,6 +99,22 @@ class ScriptedLLM:
                 return http.Response(reply, json={"error": {"message": f"scripted status {reply}", "type": "scripted"}})
             if request.url.path.endswith("/embeddings"):
                 return http.Response(200, json=json.loads(reply))
+            if request.url.path.endswith("/completions") and not request.url.path.endswith("/chat/completions"):
+                return http.Response(
+                    200,
+                    json={
+                        "id": f"cmpl-{len(self.requests)}",
+                        "object": "text_completion",
+                        "created": 0,
+                        "model": body.get("model", "scripted"),
+                        "choices": [{"index": 0, "text": reply, "finish_reason": "stop", "logprobs": None}],
+                        "usage": {
+                            "prompt_tokens": len(str(body.get("prompt", "")).split()),
+                            "completion_tokens": len(reply.split()),
+                            "total_tokens": len(str(body.get("prompt", "")).split()) + len(reply.split()),
+                        },
+                    },
+                )
             prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
             return http.Response(
                 200,

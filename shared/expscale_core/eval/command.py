@@ -1,0 +1,175 @@
+"""``expscale eval``: building scenarios from data, running the arms, writing the report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from expscale_core.embed.base import CachedEmbedder, Embedder
+from expscale_core.embed.hashing import HashEmbedder
+from expscale_core.embed.minilm import MiniLMEmbedder
+from expscale_core.eval.data import Cluster, load_comqa, load_nq_open, load_sample, load_webquestions
+from expscale_core.eval.readers import LLMReader, OracleReader, Reader
+from expscale_core.eval.report import write_report
+from expscale_core.eval.runner import ARMS, EvalConfig, ScenarioResult, run_scenario
+from expscale_core.eval.scenarios import Task, related, repetitive, saturation
+from expscale_core.llm import LLM
+
+__all__ = ["add_parser", "run"]
+
+SCENARIOS = ("repetitive", "related", "saturation")
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("eval", parents=[common], help="run the evaluation scenarios and write a report")
+    p.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all")
+    p.add_argument("--reader", choices=["oracle", "llm"], default="oracle")
+    p.add_argument("--data", type=Path, default=None, help="folder with comqa/, webquestions/, nq_open/")
+    p.add_argument(
+        "--split",
+        choices=["report", "tune"],
+        default="report",
+        help="report: ComQA dev, WebQuestions test; tune: ComQA train, WebQuestions train",
+    )
+    p.add_argument("--quick", action="store_true", help="the small in-repo sample, no --data needed")
+    p.add_argument("--out", type=Path, default=Path("eval-out"))
+    p.add_argument("--arms", default=",".join(ARMS))
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--limit", type=int, default=None, help="at most this many clusters/groups per scenario")
+    p.add_argument(
+        "--flood",
+        default="10,50",
+        help="saturation: flood episodes per teaching episode; several "
+        "factors give one result each (saturation-10x, ...)",
+    )
+    p.add_argument(
+        "--saturation-rounds",
+        type=int,
+        default=2500,
+        help="saturation: pick as many clusters as keep a run near this many rounds (without --limit)",
+    )
+    p.add_argument("--embedder", choices=["minilm", "hash"], default="minilm")
+    p.add_argument("-k", type=int, default=5)
+    p.add_argument("--token-budget", type=int, default=400)
+    p.add_argument("--llm-base-url", default=os.environ.get("OPENAI_BASE_URL"))
+    p.add_argument("--llm-model", default=os.environ.get("OPENAI_MODEL"))
+    p.add_argument("--llm-mode", choices=["chat", "completion"], default="chat")
+    p.add_argument(
+        "--distill-llm", action="store_true", help="distill with the EXPSCALE_LLM__* model instead of the no-LLM rules"
+    )
+
+
+def _clusters(args: argparse.Namespace) -> tuple[list[Cluster], int, str]:
+    if args.quick:
+        wq, _ = load_sample()
+        singles = [Cluster(q.qid, (q.question,), q.answers) for q in wq]
+        return singles, 2, "in-repo sample: WebQuestions questions asked twice (no paraphrase data in the sample)"
+    split = "dev" if args.split == "report" else "train"
+    return load_comqa(args.data, split), 1, f"ComQA {split} paraphrase clusters"
+
+
+def _factors(args: argparse.Namespace) -> list[int]:
+    try:
+        factors = [int(x) for x in str(args.flood).split(",") if x.strip()]
+    except ValueError as exc:
+        raise ValueError(f"--flood takes factors like 10 or 10,50, not {args.flood!r}") from exc
+    if not factors or min(factors) < 1:
+        raise ValueError(f"--flood factors must be >= 1, got {args.flood!r}")
+    return factors
+
+
+def _tasks(scenario: str, args: argparse.Namespace, factor: int = 0) -> tuple[list[Task], str, int | None]:
+    if scenario == "related":
+        if args.quick:
+            items, label = load_sample()[0], "in-repo sample: WebQuestions shared-answer groups"
+        else:
+            split = "test" if args.split == "report" else "train"
+            items, label = load_webquestions(args.data, split), f"WebQuestions {split}, shared-answer groups"
+        return related(items, seed=args.seed, limit=args.limit), label, None
+    clusters, repeats, label = _clusters(args)
+    if scenario == "repetitive":
+        return repetitive(clusters, seed=args.seed, limit=args.limit, repeats=repeats), label, None
+    traffic = load_sample()[1] if args.quick else load_nq_open(args.data) + load_webquestions(args.data, "train")
+    # Embedded Qdrant filters point by point, so a run costs about rounds²: bound the rounds, not the factor.
+    limit = args.limit or max(10, args.saturation_rounds // (factor + 2 * repeats))
+    tasks = saturation(clusters, traffic, factor=factor, seed=args.seed, limit=limit, repeats=repeats)
+    n_teach = sum(t.role == "teach" for t in tasks)
+    capacity = 3 * n_teach  # room for what was taught, not for the flood
+    return (
+        tasks,
+        f"{label} ({n_teach} clusters) + {factor}x flood (near-duplicates, NQ-open/WebQuestions traffic)",
+        capacity,
+    )
+
+
+def _reader(args: argparse.Namespace) -> Reader:
+    if args.reader == "oracle":
+        return OracleReader()
+    if not args.llm_model:
+        raise ValueError("--reader llm needs --llm-model (and --llm-base-url for a local server); see the README")
+    import openai
+
+    client = openai.OpenAI(base_url=args.llm_base_url, api_key=os.environ.get("OPENAI_API_KEY", "not-needed"))
+    return LLMReader(client, model=args.llm_model, mode=args.llm_mode)
+
+
+def _distill_llm(args: argparse.Namespace) -> LLM | None:
+    if not args.distill_llm:
+        return None
+    from expscale_core.factory import build_llm
+    from expscale_core.settings import ExpscaleSettings
+
+    llm = build_llm(ExpscaleSettings())
+    if llm is None:
+        raise ValueError("--distill-llm needs EXPSCALE_LLM__MODEL (and EXPSCALE_LLM__BASE_URL / __API_KEY)")
+    return llm
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    if not args.quick and args.data is None:
+        raise ValueError("pass --data pointing at the datasets folder, or --quick for the in-repo sample")
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    embedder: Embedder = CachedEmbedder(
+        HashEmbedder() if args.embedder == "hash" else MiniLMEmbedder(), cache_size=200_000
+    )
+    reader, llm = _reader(args), _distill_llm(args)
+    runs: list[tuple[str, str, int]] = []
+    for scenario in SCENARIOS if args.scenario == "all" else (args.scenario,):
+        if scenario == "saturation":
+            runs += [(f"saturation-{f}x", scenario, f) for f in _factors(args)]
+        else:
+            runs.append((scenario, scenario, 0))
+    results: list[ScenarioResult] = []
+    for name, scenario, factor in runs:
+        tasks, label, capacity = _tasks(scenario, args, factor)
+        config = EvalConfig(k=args.k, token_budget=args.token_budget, capacity=capacity)
+        with tqdm(
+            total=len(tasks) * len(arms), desc=name, unit="round", file=sys.stderr, disable=args.json, mininterval=2.0
+        ) as bar:
+            results.append(
+                run_scenario(
+                    name,
+                    tasks,
+                    reader,
+                    config,
+                    embedder,
+                    dataset=label,
+                    seed=args.seed,
+                    arms=arms,
+                    llm=llm,
+                    progress=bar.update,
+                )
+            )
+    written = write_report(results, args.out)
+    if args.json:
+        import json
+
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        print((args.out / "results.md").read_text(encoding="utf-8"))
+        print("wrote " + ", ".join(str(p) for p in written))
+    return 0

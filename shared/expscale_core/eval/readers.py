@@ -1,0 +1,114 @@
+"""Readers answer a question with the memory block injected. Their numbers are never mixed in a report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from expscale_core.errors import LLMError
+from expscale_core.scoring import normalize_answer
+
+if TYPE_CHECKING:
+    import openai
+
+__all__ = ["LLMReader", "OracleReader", "Reader", "is_correct"]
+
+UNKNOWN = "I don't know."
+
+
+def is_correct(prediction: str, gold: Sequence[str]) -> bool:
+    """Normalized containment either way (SQuAD-style normalization): lenient on phrasing, strict on content."""
+    pred = normalize_answer(prediction)
+    if not pred:
+        return False
+    for answer in gold:
+        g = normalize_answer(answer)
+        if g and (g in pred or (len(pred) >= 3 and pred in g)):
+            return True
+    return False
+
+
+class Reader(Protocol):
+    """Answers ``question`` using ``memory`` (a rendered experience block, possibly empty)."""
+
+    name: str
+
+    def answer(self, question: str, memory: str, gold: Sequence[str]) -> str: ...
+
+
+class OracleReader:
+    """Correct if and only if a normalized gold answer appears in the injected memory: it measures the memory
+    mechanism alone (was the right knowledge retrieved and did it fit the budget), not a model's reading."""
+
+    name = "oracle"
+
+    def answer(self, question: str, memory: str, gold: Sequence[str]) -> str:
+        text = normalize_answer(memory)
+        for answer in gold:
+            g = normalize_answer(answer)
+            if g and f" {g} " in f" {text} ":
+                return answer
+        return UNKNOWN
+
+
+_FEW_SHOT = (
+    "Answer each question with a short answer (a name, date, number or phrase). Use the notes when they help.\n\n"
+    "Notes: (none)\nQuestion: what is the capital of france?\nAnswer: Paris\n\n"
+    "Notes: For “who wrote hamlet?” the correct answer is: William Shakespeare.\n"
+    "Question: who is the author of hamlet?\nAnswer: William Shakespeare\n\n"
+)
+
+
+class LLMReader:
+    """A real model behind any OpenAI-compatible endpoint.
+
+    ``mode="chat"`` sends a system/user chat; ``mode="completion"`` sends a few-shot completion prompt, for base
+    models that are not instruction-tuned (such as gemma-3-270m served by llama.cpp).
+    """
+
+    def __init__(
+        self, client: openai.OpenAI, *, model: str, mode: Literal["chat", "completion"] = "chat", max_tokens: int = 24
+    ) -> None:
+        self.client = client
+        self.model = model
+        self.mode = mode
+        self.max_tokens = max_tokens
+        self.name = f"llm:{model}:{mode}"
+        self.calls = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    def answer(self, question: str, memory: str, gold: Sequence[str]) -> str:
+        import openai
+
+        notes = memory.strip() or "(none)"
+        try:
+            if self.mode == "completion":
+                prompt = f"{_FEW_SHOT}Notes: {notes}\nQuestion: {question}\nAnswer:"
+                response = self.client.completions.create(
+                    model=self.model, prompt=prompt, max_tokens=self.max_tokens, temperature=0, stop=["\n"]
+                )
+                text = response.choices[0].text if response.choices else ""
+            else:
+                chat = self.client.chat.completions.create(
+                    model=self.model,
+                    temperature=0,
+                    max_tokens=self.max_tokens,
+                    messages=[
+                        {
+                            "role": "system",
+                            "content": "Answer with a short answer only (a name, date, number or "
+                            "phrase). Use the notes when they help.\n\nNotes:\n" + notes,
+                        },
+                        {"role": "user", "content": question},
+                    ],
+                )
+                response = chat  # type: ignore[assignment]
+                text = chat.choices[0].message.content or "" if chat.choices else ""
+        except openai.OpenAIError as exc:
+            raise LLMError(f"reader model {self.model} failed: {exc}") from exc
+        self.calls += 1
+        if response.usage is not None:
+            self.prompt_tokens += response.usage.prompt_tokens
+            self.completion_tokens += response.usage.completion_tokens
+        return text.strip()
