@@ -64,3 +64,15 @@ def test_settings_reject_openai_embedder_without_endpoint(monkeypatch: pytest.Mo
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(ValidationError, match="EXPSCALE_LLM__BASE_URL"):
         ExpscaleSettings(embedder={"provider": "openai"})
+
+
+def test_conflicting_store_settings_raise_config_error(tmp_path: Path) -> None:
+    from expscale_core import ConfigError, ExperienceEngine
+
+    settings = ExpscaleSettings(
+        data_dir=tmp_path,
+        embedder={"provider": "hash"},
+        store={"url": "http://127.0.0.1:6333", "path": str(tmp_path / "q")},
+    )
+    with pytest.raises(ConfigError, match="unset one of them"):
+        ExperienceEngine.from_settings(settings)

@@ -66,6 +66,11 @@ def build_embedder(settings: ExpscaleSettings) -> Embedder:
 
 def build_store(settings: ExpscaleSettings) -> QdrantExperienceStore:
     s = settings.store
+    if s.url and s.path:
+        raise ConfigError(
+            f"both a Qdrant server (EXPSCALE_STORE__URL={s.url}) and an embedded folder "
+            f"(EXPSCALE_STORE__PATH={s.path}) are configured; unset one of them"
+        )
     if s.url:
         return QdrantExperienceStore.open(
             url=s.url, api_key=s.api_key.get_secret_value() if s.api_key else None, collection=s.collection
@@ -90,16 +95,13 @@ def build_engine(cls: type[ExperienceEngine], settings: ExpscaleSettings | None,
     distiller: Distiller = overrides.pop("distiller", None) or (
         LLMDistiller(llm) if llm is not None else RulesDistiller()
     )
-    queue = overrides.pop("queue", None) or EpisodeQueue(settings.queue_path(), delay_s=settings.distill.delay_s)
     store = overrides.pop("store", None) or build_store(settings)
     try:
         store.ensure_collection(embedder.dimension)
+        queue = overrides.pop("queue", None) or EpisodeQueue(settings.queue_path(), delay_s=settings.distill.delay_s)
     except Exception:
         store.close()
-        queue.close()
         raise
-    if settings.embedder.provider == "openai" and not settings.llm.base_url and not settings.llm.api_key:
-        raise ConfigError("the openai embedder needs EXPSCALE_LLM__BASE_URL or EXPSCALE_LLM__API_KEY")
     return cls(
         store=store,
         embedder=embedder,

@@ -48,7 +48,7 @@ class EmbedderSettings(BaseModel):
 
 
 class StoreSettings(BaseModel):
-    """Where experiences live. ``url`` wins over ``path``; ``path`` defaults to ``<data_dir>/qdrant``."""
+    """Where experiences live: a server at ``url``, or embedded at ``path`` (default ``<data_dir>/qdrant``)."""
 
     url: str | None = None
     api_key: SecretStr | None = None
