@@ -128,24 +128,6 @@ def test_quickstart_example_learns_the_correction(tmp_path: Path) -> None:
     [
         ("langchain_chain.py", ["first answer: 1937", "answer: 1933", "<experience>", "correct answer is: 1933"]),
         ("langchain_agent.py", ["answer: 20 EUR is 21.60 USD.", "never estimate exchange rates", "episode id"]),
-    ],
-)
-def test_langchain_examples_run_offline(script: str, expected: list[str], tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / script), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=_env(),
-    )
-    assert result.returncode == 0, result.stderr
-    for text in expected:
-        assert text in result.stdout
-
-
-@pytest.mark.parametrize(
-    ("script", "expected"),
-    [
         (
             "llamaindex_query_engine.py",
             [
@@ -161,7 +143,7 @@ def test_langchain_examples_run_offline(script: str, expected: list[str], tmp_pa
         ),
     ],
 )
-def test_llamaindex_examples_run_offline(script: str, expected: list[str], tmp_path: Path) -> None:
+def test_framework_examples_run_offline(script: str, expected: list[str], tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / script), str(tmp_path)],
         capture_output=True,

@@ -17,10 +17,9 @@ from expscale_core import (
     QdrantExperienceStore,
     RulesDistiller,
     Scope,
-    StoreError,
 )
 from expscale_core.settings import DistillSettings, RefineSettings
-from expscale_core.testing import ScriptedLLM, make_engine
+from expscale_core.testing import FlakyStore, ScriptedLLM, make_engine
 
 
 class BlockingDistiller:
@@ -96,24 +95,8 @@ def test_newer_verified_answer_supersedes_the_old_one_with_history(engine: Exper
     assert old[0].superseded_by == hits[0].experience.id and hits[0].experience.supersedes == [old[0].id]
 
 
-class FlakyStore:
-    """A real in-memory store whose writes fail while ``broken`` is set."""
-
-    def __init__(self) -> None:
-        self.inner = QdrantExperienceStore.open(location=":memory:")
-        self.broken = True
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
-    def upsert(self, items: object) -> None:
-        if self.broken:
-            raise StoreError("simulated outage")
-        self.inner.upsert(items)  # type: ignore[arg-type]
-
-
 def test_store_outage_loses_nothing_and_the_episode_lands_later() -> None:
-    store = FlakyStore()
+    store = FlakyStore(operations={"upsert"})
     with make_engine(store=store) as engine:  # type: ignore[arg-type]
         eid = engine.record(Episode(input="capital of Chile?", output="Santiago", outcome=Outcome(score=1)))
         engine.drain(timeout=10)

@@ -15,13 +15,11 @@ from expscale_core import (
     LLMStep,
     MiniLMEmbedder,
     Outcome,
-    QdrantExperienceStore,
     RetrievalStep,
-    StoreError,
     ToolStep,
 )
 from expscale_core.embed import CachedEmbedder
-from expscale_core.testing import make_engine
+from expscale_core.testing import FlakyStore, make_engine
 from langchain.agents import create_agent
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.documents import Document
@@ -161,30 +159,10 @@ def test_concurrent_runs_do_not_mix(engine: ExperienceEngine) -> None:
     assert sorted(e.input for e in episodes) == sorted([f"question {i}" for i in range(32)] * 2)
 
 
-class BrokenStore:
-    """A real in-memory store whose every operation fails until ``broken`` is cleared."""
-
-    def __init__(self) -> None:
-        self.inner = QdrantExperienceStore.open(location=":memory:")
-        self.broken = True
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self.inner, name)
-        if not callable(attr) or name == "close":
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if self.broken:
-                raise StoreError("store is down")
-            return attr(*args, **kwargs)
-
-        return call
-
-
 def test_failing_store_does_not_break_the_chain_and_loses_nothing() -> None:
-    store = BrokenStore()
-    with make_engine(store=store.inner) as engine:  # created while healthy, then broken below
-        engine.store = store  # type: ignore[assignment]
+    store = FlakyStore(broken=False)
+    with make_engine(store=store) as engine:  # type: ignore[arg-type]
+        store.broken = True
         chain = with_experience(PROMPT | FakeListChatModel(responses=["Lima"]) | StrOutputParser(), engine)
         assert chain.invoke({"question": "capital of Peru?"}) == "Lima"
         (ep,) = _episodes(engine).values()
@@ -303,9 +281,9 @@ def test_agent_middleware_async_path(engine: ExperienceEngine) -> None:
 
 
 def test_agent_runs_when_the_store_is_down() -> None:
-    store = BrokenStore()
-    with make_engine(store=store.inner) as engine:
-        engine.store = store  # type: ignore[assignment]
+    store = FlakyStore(broken=False)
+    with make_engine(store=store) as engine:  # type: ignore[arg-type]
+        store.broken = True
         agent = create_agent(
             _agent_model(AIMessage(content="hello")), tools=[], middleware=[ExperienceMiddleware(engine)]
         )

@@ -14,12 +14,10 @@ from expscale_core import (
     ExperienceEngine,
     MiniLMEmbedder,
     Outcome,
-    QdrantExperienceStore,
     RetrievalStep,
-    StoreError,
 )
 from expscale_core.embed import CachedEmbedder
-from expscale_core.testing import HashEmbedder, make_engine
+from expscale_core.testing import FlakyStore, HashEmbedder, make_engine
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage
@@ -188,28 +186,10 @@ def test_concurrent_queries_do_not_mix(engine: ExperienceEngine, capture: Instru
         assert ep.output == "answer"
 
 
-class BrokenStore:
-    def __init__(self) -> None:
-        self.inner = QdrantExperienceStore.open(location=":memory:")
-        self.broken = True
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self.inner, name)
-        if not callable(attr) or name == "close":
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if self.broken:
-                raise StoreError("store is down")
-            return attr(*args, **kwargs)
-
-        return call
-
-
 def test_failing_store_does_not_break_the_pipeline() -> None:
-    store = BrokenStore()
-    with make_engine(store=store.inner) as engine:
-        engine.store = store  # type: ignore[assignment]
+    store = FlakyStore(broken=False)
+    with make_engine(store=store) as engine:  # type: ignore[arg-type]
+        store.broken = True
         capture = instrument(engine)
         try:
             qe = _index().as_query_engine(

@@ -60,7 +60,7 @@ PINNED = {
         "episodes_from_messages",
         "render_experience",
     },
-    "expscale_core.testing": {"HashEmbedder", "RecordedRequest", "ScriptedLLM", "make_engine"},
+    "expscale_core.testing": {"FlakyStore", "HashEmbedder", "RecordedRequest", "ScriptedLLM", "make_engine"},
     "expscale_core.embed": {
         "CachedEmbedder",
         "Embedder",

@@ -4,6 +4,7 @@
 - :class:`ScriptedLLM`: a real ``openai.OpenAI`` client on an in-process mock transport that replies
   from a list or a function and records every request.
 - :func:`make_engine`: an engine on in-memory Qdrant and an in-memory queue.
+- :class:`FlakyStore`: a real in-memory store that fails on demand, for outage tests.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from expscale_core.llm import LLM
     from expscale_core.store.base import ExperienceStore
 
-__all__ = ["HashEmbedder", "RecordedRequest", "ScriptedLLM", "make_engine"]
+__all__ = ["FlakyStore", "HashEmbedder", "RecordedRequest", "ScriptedLLM", "make_engine"]
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,41 @@ class ScriptedLLM:
             max_retries=max_retries,
             http_client=http.Client(transport=http.MockTransport(handle)),
         )
+
+
+class FlakyStore:
+    """A real in-memory Qdrant store whose operations raise ``StoreError`` while ``broken`` is set.
+
+    ``operations`` limits the failure to some methods (e.g. ``{"upsert"}``); by default every data
+    operation fails. ``close`` always works.
+
+    Example:
+        >>> store = FlakyStore(operations={"upsert"})
+        >>> store.ensure_collection(8); store.count()
+        0
+        >>> store.broken = False
+    """
+
+    def __init__(self, *, broken: bool = True, operations: set[str] | None = None) -> None:
+        from expscale_core.store.qdrant import QdrantExperienceStore
+
+        self.inner = QdrantExperienceStore.open(location=":memory:")
+        self.broken = broken
+        self.operations = operations
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if not callable(attr) or name == "close" or (self.operations is not None and name not in self.operations):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.broken:
+                from expscale_core.errors import StoreError
+
+                raise StoreError(f"simulated outage in {name}")
+            return attr(*args, **kwargs)
+
+        return call
 
 
 def make_engine(
