@@ -82,6 +82,7 @@ class _Open:
 
     episode: Episode
     pending: dict[str, Step] = field(default_factory=dict)
+    members: list[str] = field(default_factory=list)  # nested run ids, forgotten with the episode
 
 
 class EpisodeRecorder:
@@ -135,7 +136,7 @@ class EpisodeRecorder:
             with self._lock:
                 root = self._root_of.get(parent_id) if parent_id is not None else None
                 if root is not None:
-                    self._root_of[run_id] = root
+                    self._map(run_id, root)
                     return
                 if run_id in self._root_of:
                     return
@@ -155,7 +156,14 @@ class EpisodeRecorder:
         with self._lock:
             root = self._root_of.get(parent_id)
             if root is not None:
-                self._root_of[run_id] = root
+                self._map(run_id, root)
+
+    def _map(self, run_id: str, root: str) -> None:
+        if run_id not in self._root_of:
+            self._root_of[run_id] = root
+            state = self._open.get(root)
+            if state is not None:
+                state.members.append(run_id)
 
     def _add(self, run_id: str, parent_id: str | None, step: Step, *, pending: bool) -> None:
         try:
@@ -163,7 +171,7 @@ class EpisodeRecorder:
                 root = self._root_of.get(run_id) or (self._root_of.get(parent_id) if parent_id else None)
                 if root is None:
                     return
-                self._root_of[run_id] = root
+                self._map(run_id, root)
                 state = self._open.get(root)
                 if state is None:
                     return
@@ -262,8 +270,8 @@ class EpisodeRecorder:
                 state = self._open.pop(run_id, None)
                 if state is None:
                     return None
-                for rid in [r for r, root in self._root_of.items() if root == run_id]:
-                    del self._root_of[rid]
+                for rid in [run_id, *state.members]:
+                    self._root_of.pop(rid, None)
             episode = state.episode
             episode.output = output
             if input and not episode.input:
