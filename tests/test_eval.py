@@ -173,3 +173,30 @@ def test_quick_eval_writes_the_report_and_memory_beats_none(tmp_path: Path, caps
 def test_eval_needs_data_or_quick(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval"]) == 2
     assert "--quick" in capsys.readouterr().err
+
+
+def test_llm_distiller_cost_is_reported_per_distilled_episode() -> None:
+    from expscale_core import OpenAILLM
+
+    reply = json.dumps(
+        {
+            "candidates": [
+                {
+                    "action": "ADD",
+                    "target": None,
+                    "kind": "fact",
+                    "content": "The answer is in the correction.",
+                    "applicability": "trivia",
+                }
+            ]
+        }
+    )
+    server = ScriptedLLM([reply])
+    llm = OpenAILLM(server.client, model="tiny")
+    tasks = repetitive(CLUSTERS[:3], seed=1)
+    result = run_arm("expscale-norefine", tasks, OracleReader(), EvalConfig(), HashEmbedder(), llm=llm)
+    assert result.distilled_episodes == len(tasks)
+    assert result.llm_calls_per_episode == 1.0
+    assert result.llm_tokens_per_episode > 0
+    raw = run_arm("raw", tasks, OracleReader(), EvalConfig(), HashEmbedder(), llm=llm)
+    assert raw.llm_calls_per_episode == 0.0, "the raw arm makes no LLM calls"
