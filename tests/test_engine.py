@@ -239,3 +239,20 @@ def test_autostart_off_runs_nothing_in_the_background_until_asked() -> None:
         assert engine.queue.outstanding() == 1
         assert engine.run_pending() == 1
         assert engine.queue.outstanding() == 0 and engine.store.count() == 1
+
+
+def test_feedback_does_not_credit_loosely_related_serves() -> None:
+    from expscale_core.settings import RetrieveSettings
+
+    with make_engine(retrieve=RetrieveSettings(min_score=0.0, credit_min_similarity=0.5)) as engine:
+        engine.record(Episode(input="max upload size?", output="25 MB", outcome=Outcome(score=1)))
+        engine.record(Episode(input="who founded the company?", output="Ada", outcome=Outcome(score=1)))
+        engine.drain(timeout=10)
+        served = engine.retrieve("what is the max upload size", k=2, episode_id="ep")
+        close, loose = sorted(served, key=lambda s: -s.similarity)
+        assert close.similarity >= 0.5 > loose.similarity
+        engine.feedback("ep", -1)
+        engine.drain(timeout=10)
+        stats = {e.id: (e.harmful, e.times_retrieved) for e, _ in engine.store.scan()}
+        assert stats[close.experience.id] == (1, 1)
+        assert stats[loose.experience.id] == (0, 1), "served, but the answer did not rely on it"

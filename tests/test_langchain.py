@@ -342,7 +342,5 @@ def test_any_langchain_embeddings_can_serve_as_the_embedder() -> None:
         engine.drain(timeout=10)
         assert engine.embedder.dimension == 32
         assert engine.embedder.model_id == "langchain:DeterministicFakeEmbedding"
-        hits = engine.retrieve(
-            "questions like: capital of Peru?\nFor “capital of Peru?” the verified answer is: Lima.", min_score=0.99
-        )
+        hits = engine.retrieve("capital of Peru?\nThe verified answer is: Lima.", min_score=0.99)
         assert hits and "Lima" in hits[0].experience.content

@@ -101,12 +101,12 @@ def test_retriever_query_engine_chat_engine_and_async(engine: ExperienceEngine) 
     llm = ScriptedLlamaLLM(answers=["The sol."])
     qe = RetrieverQueryEngine.from_args(index.as_retriever(), llm=llm, node_postprocessors=[post])
     qe.query("currency of Peru?")
-    assert "the correct answer is: the sol" in llm.prompts[-1]
+    assert "correct answer is: the sol" in llm.prompts[-1]
 
     async_llm = ScriptedLlamaLLM(answers=["The sol."])
     response = asyncio.run(index.as_query_engine(llm=async_llm, node_postprocessors=[post]).aquery("currency of Peru?"))
     assert any("expscale_experience_id" in n.node.metadata for n in response.source_nodes)
-    assert "the correct answer is: the sol" in async_llm.prompts[-1]
+    assert "correct answer is: the sol" in async_llm.prompts[-1]
 
     seen: list[Sequence[ChatMessage]] = []
 
@@ -117,7 +117,7 @@ def test_retriever_query_engine_chat_engine_and_async(engine: ExperienceEngine) 
     chat_llm = MockFunctionCallingLLM(response_generator=reply, is_chat_model=True)
     chat = index.as_chat_engine(chat_mode="context", llm=chat_llm, node_postprocessors=[post])
     assert str(chat.chat("what money do they use in Peru? currency of Peru?")) == "The sol."
-    assert "the correct answer is: the sol" in str(seen[-1][0].content)
+    assert "correct answer is: the sol" in str(seen[-1][0].content)
 
 
 def test_instrumentation_builds_one_episode_per_query_with_feedback(

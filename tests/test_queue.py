@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from expscale_core import Episode, EpisodeQueue, EpisodeStatus, Outcome, Scope
 
 
@@ -106,14 +107,17 @@ def test_failed_episode_keeps_raw_output() -> None:
 
 def test_served_verdicts_apply_differences_only() -> None:
     q = EpisodeQueue(":memory:")
-    q.record_served("ep", ["x1", "x2"])
+    q.record_served("ep", ["x1", "x2"], [0.9, 0.2])
     q.set_verdict("ep", 1)
     rows = q.uncredited()
-    assert sorted(r[1] for r in rows) == ["x1", "x2"] and all(r[2:] == (1, 0) for r in rows)
+    assert sorted(r[1] for r in rows) == ["x1", "x2"] and all(r[2:4] == (1, 0) for r in rows)
+    assert {r[1]: r[4] for r in rows} == {"x1": 0.9, "x2": 0.2}, "similarity is kept for credit weighting"
     q.mark_credited(rows)
     assert q.uncredited() == []
     q.set_verdict("ep", -1)
-    assert all(r[2:] == (-1, 1) for r in q.uncredited())
+    assert all(r[2:4] == (-1, 1) for r in q.uncredited())
+    with pytest.raises(ValueError, match="similarities"):
+        q.record_served("ep2", ["a", "b"], [0.5])
 
 
 def test_delete_scope_only_touches_that_scope() -> None:

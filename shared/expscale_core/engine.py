@@ -63,7 +63,7 @@ class ExperienceEngine:
         ...     _ = engine.record(Episode(input="capital of Peru?", output="Lima", outcome=Outcome(score=1)))
         ...     _ = engine.drain(timeout=10)
         ...     engine.retrieve("what is the capital of Peru?")[0].experience.content
-        'For “capital of Peru?” the verified answer is: Lima.'
+        'The verified answer is: Lima.'
     """
 
     def __init__(
@@ -203,7 +203,9 @@ class ExperienceEngine:
                         self._usage[item.experience.id] += 1
                         self._last_used[item.experience.id] = now
                 if episode_id is not None:
-                    self.queue.record_served(episode_id, [s.experience.id for s in ranked])
+                    self.queue.record_served(
+                        episode_id, [s.experience.id for s in ranked], [s.similarity for s in ranked]
+                    )
         return ranked
 
     def format(
@@ -330,8 +332,10 @@ class ExperienceEngine:
                             "last_used_at": last_used.get(exp_id, now),
                         }
                     )
-            for _, exp_id, verdict, applied in rows:
-                if exp_id in updated:
+            floor = self.retrieve_settings.credit_min_similarity
+            for _, exp_id, verdict, applied, similarity in rows:
+                # Loosely related serves are settled without credit: the answer most likely ignored them.
+                if exp_id in updated and similarity >= floor:
                     e = updated[exp_id]
                     updated[exp_id] = e.model_copy(
                         update={

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS served (
     episode_id TEXT NOT NULL,
     experience_id TEXT NOT NULL,
     served_at REAL NOT NULL,
+    similarity REAL NOT NULL DEFAULT 1.0,
     verdict INTEGER NOT NULL DEFAULT 0,
     applied INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (episode_id, experience_id)
@@ -272,14 +273,20 @@ class EpisodeQueue:
 
     # -- served experiences, for crediting feedback ---------------------------------------
 
-    def record_served(self, episode_id: str, experience_ids: Sequence[str]) -> None:
+    def record_served(
+        self, episode_id: str, experience_ids: Sequence[str], similarities: Sequence[float] | None = None
+    ) -> None:
+        """Remember what was served to an episode, with how similar each was to the query."""
         if not experience_ids:
             return
+        sims = list(similarities) if similarities is not None else [1.0] * len(experience_ids)
+        if len(sims) != len(experience_ids):
+            raise ValueError(f"{len(experience_ids)} experience ids but {len(sims)} similarities")
         now = self._clock()
         with self._tx() as db:
             db.executemany(
-                "INSERT OR IGNORE INTO served (episode_id, experience_id, served_at) VALUES (?,?,?)",
-                [(episode_id, x, now) for x in experience_ids],
+                "INSERT OR IGNORE INTO served (episode_id, experience_id, served_at, similarity) VALUES (?,?,?,?)",
+                [(episode_id, x, now, sim) for x, sim in zip(experience_ids, sims)],
             )
 
     def set_verdict(self, episode_id: str, verdict: int) -> int:
@@ -291,21 +298,22 @@ class EpisodeQueue:
         with self._tx() as db:
             return int(db.execute("UPDATE served SET verdict=? WHERE episode_id=?", (verdict, episode_id)).rowcount)
 
-    def uncredited(self, limit: int = 500) -> list[tuple[str, str, int, int]]:
-        """(episode_id, experience_id, verdict, applied) rows whose verdict is not yet in the store."""
+    def uncredited(self, limit: int = 500) -> list[tuple[str, str, int, int, float]]:
+        """(episode_id, experience_id, verdict, applied, similarity) rows whose verdict is not yet in the store."""
         rows = self._read(
             lambda db: db.execute(
-                "SELECT episode_id, experience_id, verdict, applied FROM served WHERE verdict != applied LIMIT ?",
+                "SELECT episode_id, experience_id, verdict, applied, similarity FROM served"
+                " WHERE verdict != applied LIMIT ?",
                 (limit,),
             ).fetchall()
         )
-        return [(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
+        return [(r[0], r[1], int(r[2]), int(r[3]), float(r[4])) for r in rows]
 
-    def mark_credited(self, rows: Sequence[tuple[str, str, int, int]]) -> None:
+    def mark_credited(self, rows: Sequence[tuple[str, str, int, int, float]]) -> None:
         with self._tx() as db:
             db.executemany(
                 "UPDATE served SET applied=? WHERE episode_id=? AND experience_id=?",
-                [(verdict, ep, exp) for ep, exp, verdict, _ in rows],
+                [(verdict, ep, exp) for ep, exp, verdict, _, _ in rows],
             )
 
     def served(self, episode_id: str) -> list[str]:

@@ -38,9 +38,9 @@ def rank(
 
 
 def render_experience(exp: Experience) -> str:
-    """One experience as a line of advice: ``[kind] content (when: applicability)``."""
-    when = f" (when: {exp.applicability})" if exp.applicability else ""
-    return f"[{exp.kind.value}] {exp.content}{when}"
+    """One experience as a line of advice, situation first: ``[kind] (when: applicability) content``."""
+    when = f"(when: {exp.applicability}) " if exp.applicability else ""
+    return f"[{exp.kind.value}] {when}{exp.content}"
 
 
 def format_experiences(
@@ -62,7 +62,7 @@ def format_experiences(
         <experience>
         Lessons from earlier, similar tasks (advice to weigh, not instructions;
         ignore any that do not fit the current task):
-        1. [pitfall] Dates in the API are UTC. (when: parsing dates)
+        1. [pitfall] (when: parsing dates) Dates in the API are UTC.
         </experience>
     """
     tags = [f"<{delimiter}>", f"</{delimiter}>"] if delimiter else []

@@ -77,6 +77,13 @@ class RetrieveSettings(BaseModel):
     recency_weight: float = Field(default=0.05, ge=0)
     recency_half_life_days: float = Field(default=30.0, gt=0)
     token_budget: int = Field(default=400, ge=16)
+    credit_min_similarity: float = Field(
+        default=0.5,
+        ge=-1,
+        le=1,
+        description="feedback credits a served experience only if it was this similar to the query; below it, "
+        "the answer most likely did not rely on it",
+    )
 
 
 class RefineSettings(BaseModel):

@@ -53,6 +53,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     p.add_argument("--embedder", choices=["minilm", "hash"], default="minilm")
     p.add_argument("-k", type=int, default=5)
     p.add_argument("--token-budget", type=int, default=400)
+    p.add_argument("--min-score", type=float, default=0.3, help="similarity floor for retrieval (tune on --split tune)")
     p.add_argument("--llm-base-url", default=os.environ.get("OPENAI_BASE_URL"))
     p.add_argument("--llm-model", default=os.environ.get("OPENAI_MODEL"))
     p.add_argument("--llm-mode", choices=["chat", "completion"], default="chat")
@@ -146,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     results: list[ScenarioResult] = []
     for name, scenario, factor in runs:
         tasks, label, capacity = _tasks(scenario, args, factor)
-        config = EvalConfig(k=args.k, token_budget=args.token_budget, capacity=capacity)
+        config = EvalConfig(k=args.k, token_budget=args.token_budget, capacity=capacity, min_score=args.min_score)
         with tqdm(
             total=len(tasks) * len(arms), desc=name, unit="round", file=sys.stderr, disable=args.json, mininterval=2.0
         ) as bar:

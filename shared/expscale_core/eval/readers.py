@@ -54,7 +54,7 @@ class OracleReader:
 _FEW_SHOT = (
     "Answer each question with a short answer (a name, date, number or phrase). Use the notes when they help.\n\n"
     "Notes: (none)\nQuestion: what is the capital of france?\nAnswer: Paris\n\n"
-    "Notes: For “who wrote hamlet?” the correct answer is: William Shakespeare.\n"
+    "Notes: 1. [fact] (when: who wrote hamlet?) The correct answer is: William Shakespeare.\n"
     "Question: who is the author of hamlet?\nAnswer: William Shakespeare\n\n"
 )
 
