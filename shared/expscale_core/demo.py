@@ -9,6 +9,7 @@ from typing import TextIO
 
 from expscale_core.episode import Episode, Outcome, ToolStep
 from expscale_core.experience import ExperienceStatus
+from expscale_core.retrieve import render_experience
 from expscale_core.scope import Scope
 from expscale_core.settings import ExpscaleSettings
 
@@ -111,7 +112,9 @@ def run_demo(settings: ExpscaleSettings, out: TextIO) -> float:
         for query in _QUERIES:
             hits = engine.retrieve(query, k=2, scope=_SCOPE)
             best = (
-                f"{hits[0].experience.content}  (similarity {hits[0].similarity:.2f})" if hits else "(nothing relevant)"
+                f"{render_experience(hits[0].experience)}  (similarity {hits[0].similarity:.2f})"
+                if hits
+                else "(nothing relevant)"
             )
             print(f"  ? {query}\n    -> {best}", file=out)
 
@@ -123,7 +126,7 @@ def run_demo(settings: ExpscaleSettings, out: TextIO) -> float:
         )
         print("\nwhat the store knows now:", file=out)
         for exp, _ in engine.store.scan(scope=_SCOPE, statuses=[ExperienceStatus.ACTIVE]):
-            print(f"  [{exp.kind.value}] {exp.content}  (support {exp.support})", file=out)
+            print(f"  {render_experience(exp)}  (support {exp.support})", file=out)
     elapsed = time.perf_counter() - started
     print(f"\ndemo finished in {elapsed:.1f} s", file=out)
     return elapsed
