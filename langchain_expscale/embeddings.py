@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from expscale_core.embed import normalize
+from expscale_core.embed import ProbingEmbedder
 from langchain_core.embeddings import Embeddings
 
 __all__ = ["LangChainEmbedder"]
 
 
-class LangChainEmbedder:
+class LangChainEmbedder(ProbingEmbedder):
     """Adapts a LangChain ``Embeddings`` to expscale's ``Embedder`` protocol (vectors are L2-normalized).
 
     Example:
@@ -21,22 +21,14 @@ class LangChainEmbedder:
     """
 
     def __init__(self, embeddings: Embeddings, *, model_id: str | None = None, dimension: int | None = None) -> None:
+        super().__init__(dimension)
         self.embeddings = embeddings
         name = getattr(embeddings, "model", None) or getattr(embeddings, "model_name", None)
         self._model_id = model_id or f"langchain:{type(embeddings).__name__}" + (f":{name}" if name else "")
-        self._dimension = dimension
-
-    @property
-    def dimension(self) -> int:
-        if self._dimension is None:
-            self._dimension = len(self.embeddings.embed_query("dimension probe"))
-        return self._dimension
 
     @property
     def model_id(self) -> str:
         return self._model_id
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        if not texts:
-            return []
-        return [normalize(v) for v in self.embeddings.embed_documents(list(texts))]
+    def _embed_raw(self, texts: list[str]) -> Sequence[Sequence[float]]:
+        return self.embeddings.embed_documents(texts)

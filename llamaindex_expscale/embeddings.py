@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from expscale_core import Embedder
-from expscale_core.embed import normalize
+from expscale_core.embed import ProbingEmbedder
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
 __all__ = ["ExpscaleEmbedding", "LlamaIndexEmbedder"]
 
 
-class LlamaIndexEmbedder:
+class LlamaIndexEmbedder(ProbingEmbedder):
     """Any LlamaIndex ``BaseEmbedding`` as expscale's ``Embedder`` (vectors are L2-normalized).
 
     Example:
@@ -23,23 +23,15 @@ class LlamaIndexEmbedder:
     """
 
     def __init__(self, embed_model: BaseEmbedding, *, dimension: int | None = None) -> None:
+        super().__init__(dimension)
         self.embed_model = embed_model
-        self._dimension = dimension
-
-    @property
-    def dimension(self) -> int:
-        if self._dimension is None:
-            self._dimension = len(self.embed_model.get_text_embedding("dimension probe"))
-        return self._dimension
 
     @property
     def model_id(self) -> str:
         return f"llamaindex:{type(self.embed_model).__name__}:{self.embed_model.model_name}"
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        if not texts:
-            return []
-        return [normalize(v) for v in self.embed_model.get_text_embedding_batch(list(texts))]
+    def _embed_raw(self, texts: list[str]) -> Sequence[Sequence[float]]:
+        return self.embed_model.get_text_embedding_batch(texts)
 
 
 class ExpscaleEmbedding(BaseEmbedding):

@@ -67,6 +67,7 @@ PINNED = {
         "HashEmbedder",
         "MiniLMEmbedder",
         "OpenAIEmbedder",
+        "ProbingEmbedder",
         "normalize",
     },
     "expscale_core.store": {"ExperienceStore", "QdrantExperienceStore", "Vector"},

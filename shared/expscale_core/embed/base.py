@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import threading
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-__all__ = ["CachedEmbedder", "Embedder", "normalize"]
+__all__ = ["CachedEmbedder", "Embedder", "ProbingEmbedder", "normalize"]
 
 
 def normalize(vector: Sequence[float]) -> list[float]:
@@ -33,6 +34,32 @@ class Embedder(Protocol):
     def model_id(self) -> str: ...
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+class ProbingEmbedder(ABC):
+    """Base for embedders backed by a model whose size is learned from one call: subclasses implement
+    ``_embed_raw`` and ``model_id``; vectors are normalized and the dimension is probed on first use."""
+
+    def __init__(self, dimension: int | None = None) -> None:
+        self._dimension = dimension
+
+    @property
+    @abstractmethod
+    def model_id(self) -> str: ...
+
+    @abstractmethod
+    def _embed_raw(self, texts: list[str]) -> Sequence[Sequence[float]]: ...
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:
+            self._dimension = len(self._embed_raw(["dimension probe"])[0])
+        return self._dimension
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        return [normalize(v) for v in self._embed_raw(list(texts))]
 
 
 class CachedEmbedder:

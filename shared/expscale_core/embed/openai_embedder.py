@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from expscale_core.embed.base import normalize
+from expscale_core.embed.base import ProbingEmbedder
 from expscale_core.errors import EmbedderError
 
 if TYPE_CHECKING:
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 __all__ = ["OpenAIEmbedder"]
 
 
-class OpenAIEmbedder:
+class OpenAIEmbedder(ProbingEmbedder):
     """Embeds with ``client.embeddings.create``; the dimension is learned from one probe call
     unless given.
 
@@ -24,31 +24,26 @@ class OpenAIEmbedder:
     """
 
     def __init__(self, client: openai.OpenAI, *, model: str, dimension: int | None = None) -> None:
+        super().__init__(dimension)
         self._client = client
         self._model = model
-        self._dimension = dimension
-
-    @property
-    def dimension(self) -> int:
-        if self._dimension is None:
-            self._dimension = len(self.embed(["dimension probe"])[0])
-        return self._dimension
+        # text-embedding-3 models can shorten their vectors on request; others only have their native size.
+        self._requested_dimension = dimension if model.startswith("text-embedding-3") else None
 
     @property
     def model_id(self) -> str:
         return f"openai:{self._model}"
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        if not texts:
-            return []
+    def _embed_raw(self, texts: list[str]) -> Sequence[Sequence[float]]:
         import openai
 
-        kwargs: dict[str, object] = {}
-        if self._dimension is not None and self._model.startswith("text-embedding-3"):
-            kwargs["dimensions"] = self._dimension
         try:
-            response = self._client.embeddings.create(model=self._model, input=list(texts), **kwargs)  # type: ignore[arg-type]
+            if self._requested_dimension is not None:
+                response = self._client.embeddings.create(
+                    model=self._model, input=texts, dimensions=self._requested_dimension
+                )
+            else:
+                response = self._client.embeddings.create(model=self._model, input=texts)
         except openai.OpenAIError as exc:
             raise EmbedderError(f"embedding {len(texts)} texts with {self._model} failed: {exc}") from exc
-        rows = sorted(response.data, key=lambda d: d.index)
-        return [normalize(row.embedding) for row in rows]
+        return [row.embedding for row in sorted(response.data, key=lambda d: d.index)]
