@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from expscale_core.apply import plan_writes
+from expscale_core.credit import apply_credit
 from expscale_core.distill.base import Distiller
 from expscale_core.embed.base import Embedder
 from expscale_core.episode import Episode, Outcome, utcnow
@@ -21,7 +22,7 @@ from expscale_core.errors import ExpscaleError, LLMOutputError
 from expscale_core.experience import Experience, ExperienceStatus, ScoredExperience
 from expscale_core.llm import LLM
 from expscale_core.queue import EpisodeQueue
-from expscale_core.refine import Refiner, RefineReport, retention_value
+from expscale_core.refine import Refiner, RefineReport
 from expscale_core.retrieve import format_experiences, rank
 from expscale_core.scope import Scope
 from expscale_core.scoring import count_tokens
@@ -321,34 +322,16 @@ class ExperienceEngine:
             return 0
         try:
             ids = list(dict.fromkeys([*usage, *(r[1] for r in rows)]))
-            now = self._clock()
-            updated: dict[str, Experience] = {e.id: e for e, _ in self.store.get(ids)}
-            for exp_id, n in usage.items():
-                if exp_id in updated:
-                    e = updated[exp_id]
-                    updated[exp_id] = e.model_copy(
-                        update={
-                            "times_retrieved": e.times_retrieved + n,
-                            "last_used_at": last_used.get(exp_id, now),
-                        }
-                    )
-            floor = self.retrieve_settings.credit_min_similarity
-            for _, exp_id, verdict, applied, similarity in rows:
-                # Loosely related serves are settled without credit: the answer most likely ignored them.
-                if exp_id in updated and similarity >= floor:
-                    e = updated[exp_id]
-                    updated[exp_id] = e.model_copy(
-                        update={
-                            "helpful": max(0, e.helpful + (verdict > 0) - (applied > 0)),
-                            "harmful": max(0, e.harmful + (verdict < 0) - (applied < 0)),
-                        }
-                    )
-            half_life = self.refine_settings.utility_half_life_days
             self.store.update(
-                [
-                    e.model_copy(update={"utility": round(retention_value(e, now, half_life), 4)})
-                    for e in updated.values()
-                ]
+                apply_credit(
+                    [e for e, _ in self.store.get(ids)],
+                    usage,
+                    last_used,
+                    rows,
+                    credit_min_similarity=self.retrieve_settings.credit_min_similarity,
+                    half_life_days=self.refine_settings.utility_half_life_days,
+                    now=self._clock(),
+                )
             )
             self.queue.mark_credited(rows)
         except ExpscaleError as exc:
