@@ -81,7 +81,7 @@ def test_invalid_output_is_retried_once_with_the_error() -> None:
     server = ScriptedLLM(["not json at all", _out(_cand("ADD", None))])
     decisions = LLMDistiller(OpenAILLM(server.client, model="m")).distill(Episode(input="q"), [])
     assert len(server.requests) == 2
-    assert "not valid JSON" in server.requests[1].messages[-1]["content"]
+    assert "not valid for the required schema" in server.requests[1].messages[-1]["content"]
     assert decisions[0].action is Action.ADD
 
 
@@ -93,10 +93,26 @@ def test_twice_invalid_output_raises_with_raw_text() -> None:
     assert len(server.requests) == 2
 
 
-def test_invented_handles_are_rejected() -> None:
+def test_invented_handles_are_rejected_after_one_corrective_retry() -> None:
     server = ScriptedLLM([_out(_cand("UPDATE", 7))])
-    with pytest.raises(LLMOutputError, match=r"handle \[7\]"):
+    with pytest.raises(LLMOutputError, match=r"target \[7\] is not a listed handle"):
         LLMDistiller(OpenAILLM(server.client, model="m")).distill(Episode(input="q"), _existing())
+    assert len(server.requests) == 2
+    assert "available: [1]..[2]" in server.requests[1].messages[-1]["content"]
+
+
+def test_semantic_mistakes_are_corrected_on_the_retry() -> None:
+    server = ScriptedLLM([_out(_cand("UPDATE", None)), _out(_cand("UPDATE", 2, "Timeouts are at 10s now."))])
+    existing = _existing()
+    (decision,) = LLMDistiller(OpenAILLM(server.client, model="m")).distill(Episode(input="q"), existing)
+    assert decision.action is Action.UPDATE and decision.target_id == existing[1][0].id
+    assert "needs the target handle" in server.requests[1].messages[-1]["content"]
+
+
+def test_distill_calls_are_bounded_in_output_tokens() -> None:
+    server = ScriptedLLM([_out()])
+    LLMDistiller(OpenAILLM(server.client, model="m", max_tokens=300)).distill(Episode(input="q"), [])
+    assert server.requests[0].body["max_tokens"] == 300
 
 
 def test_transient_errors_are_retried_by_the_client() -> None:
@@ -122,13 +138,36 @@ def test_persistent_server_failure_is_an_llm_error() -> None:
         OpenAILLM(server.client, model="m").generate("s", "u", _Schema)
 
 
-def test_server_without_json_schema_falls_back_to_prompted_json() -> None:
+def test_server_without_json_schema_steps_down_to_json_mode_then_prompt() -> None:
     def reply(req):  # type: ignore[no-untyped-def]
-        if "response_format" in req.body:
+        fmt = req.body.get("response_format")
+        if fmt and fmt["type"] == "json_schema":
             return 400
+        if fmt:
+            return (422, "response_format json_object is not supported by this server")
         return json.dumps({"answer": "ok"})
 
     server = ScriptedLLM(reply, max_retries=0)
     llm = OpenAILLM(server.client, model="m")
     assert llm.generate("s", "u", _Schema).answer == "ok"
+    kinds = [(r.body.get("response_format") or {}).get("type") for r in server.requests]
+    assert kinds == ["json_schema", "json_object", None]
     assert "JSON schema" in server.requests[-1].messages[0]["content"]
+    llm.generate("s", "u", _Schema)
+    assert (server.requests[-1].body.get("response_format") or {}).get("type") is None, "remembered"
+
+
+def test_llama_cpp_style_500_for_json_schema_uses_json_mode_with_the_schema() -> None:
+    def llama_cpp(req):  # type: ignore[no-untyped-def]
+        fmt = req.body.get("response_format", {})
+        if fmt.get("type") == "json_schema":  # what llama-cpp-python 0.3 answers, verbatim in substance
+            return (
+                500,
+                "1 validation error: ('body', 'response_format', 'type') Input should be 'text' or 'json_object'",
+            )
+        assert fmt == {"type": "json_object", "schema": fmt["schema"]} and "answer" in fmt["schema"]["properties"]
+        return json.dumps({"answer": "ok"})
+
+    server = ScriptedLLM(llama_cpp, max_retries=0)
+    assert OpenAILLM(server.client, model="m").generate("s", "u", _Schema).answer == "ok"
+    assert len(server.requests) == 2

@@ -49,6 +49,7 @@ def build_llm(settings: ExpscaleSettings) -> LLM | None:
         model=settings.llm.model,
         structured_output=settings.llm.structured_output,
         temperature=settings.llm.temperature,
+        max_tokens=settings.llm.max_tokens,
     )
 
 

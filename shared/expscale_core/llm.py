@@ -7,7 +7,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
@@ -20,6 +20,7 @@ __all__ = ["LLM", "LLMUsage", "OpenAILLM", "strict_json_schema"]
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
+_NEXT_MODE: dict[str, Literal["json_object", "prompt"]] = {"json_schema": "json_object", "json_object": "prompt"}
 
 
 @dataclass
@@ -46,7 +47,9 @@ class LLM(Protocol):
     @property
     def usage(self) -> LLMUsage: ...
 
-    def generate(self, system: str, user: str, schema: type[M]) -> M: ...
+    def generate(self, system: str, user: str, schema: type[M], *, context: dict[str, Any] | None = None) -> M:
+        """``context`` is passed to pydantic validation, for checks that depend on the prompt."""
+        ...
 
 
 def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -77,7 +80,8 @@ class OpenAILLM:
     Transient failures (429, 5xx, timeouts) are retried with backoff by the client itself
     (``max_retries`` on the client). Output that does not validate is retried once with the
     validation error shown to the model; then :class:`LLMOutputError` carries the raw text.
-    Servers without JSON-schema support are detected once and asked for JSON by prompt instead.
+    Servers that refuse JSON-schema output are detected once and asked for JSON mode (with the schema,
+    which llama.cpp enforces), then for JSON by prompt alone.
 
     Example:
         >>> from expscale_core.testing import ScriptedLLM
@@ -95,11 +99,13 @@ class OpenAILLM:
         model: str,
         structured_output: bool = True,
         temperature: float = 0.0,
+        max_tokens: int | None = 1024,
     ) -> None:
         self._client = client
         self._model = model
-        self._structured = structured_output
+        self._mode: Literal["json_schema", "json_object", "prompt"] = "json_schema" if structured_output else "prompt"
         self._temperature = temperature
+        self._max_tokens = max_tokens
         self._usage = LLMUsage()
         self._lock = threading.Lock()
 
@@ -111,27 +117,27 @@ class OpenAILLM:
     def usage(self) -> LLMUsage:
         return self._usage
 
-    def generate(self, system: str, user: str, schema: type[M]) -> M:
+    def generate(self, system: str, user: str, schema: type[M], *, context: dict[str, Any] | None = None) -> M:
         messages: list[dict[str, str]] = [
             {"role": "system", "content": system},
             {"role": "user", "content": user},
         ]
         raw = self._complete(messages, schema)
         try:
-            return schema.model_validate_json(_strip_fences(raw))
+            return schema.model_validate_json(_strip_fences(raw), context=context)
         except ValidationError as first:
             log.info("LLM output did not validate against %s; asking once more", schema.__name__)
             messages += [
                 {"role": "assistant", "content": raw},
                 {
                     "role": "user",
-                    "content": "That output is not valid JSON for the required schema. Errors:\n"
+                    "content": "That output is not valid for the required schema. Errors:\n"
                     f"{_brief(first)}\nReply again with only the corrected JSON object.",
                 },
             ]
             raw = self._complete(messages, schema)
             try:
-                return schema.model_validate_json(_strip_fences(raw))
+                return schema.model_validate_json(_strip_fences(raw), context=context)
             except ValidationError as second:
                 raise LLMOutputError(
                     f"{self._model} twice returned output that is not a valid {schema.__name__}: {_brief(second)}",
@@ -141,32 +147,31 @@ class OpenAILLM:
     def _complete(self, messages: Sequence[dict[str, str]], schema: type[BaseModel]) -> str:
         import openai
 
-        kwargs: dict[str, Any] = {
-            "model": self._model,
-            "messages": list(messages),
-            "temperature": self._temperature,
-        }
-        if self._structured:
+        kwargs: dict[str, Any] = {"model": self._model, "messages": list(messages), "temperature": self._temperature}
+        if self._max_tokens is not None:
+            kwargs["max_tokens"] = self._max_tokens  # bounds cost, and small models looping under a grammar
+        mode = self._mode
+        if mode == "json_schema":
             kwargs["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {
-                    "name": schema.__name__,
-                    "schema": strict_json_schema(schema),
-                    "strict": True,
-                },
+                "json_schema": {"name": schema.__name__, "schema": strict_json_schema(schema), "strict": True},
             }
         else:
             kwargs["messages"] = _with_schema_hint(messages, schema)
+            if mode == "json_object":
+                # OpenAI's JSON mode; llama.cpp also reads "schema" here and constrains decoding to it.
+                kwargs["response_format"] = {"type": "json_object", "schema": strict_json_schema(schema)}
         try:
             response = self._client.chat.completions.create(**kwargs)
-        except openai.BadRequestError as exc:
-            # Servers word this rejection differently ("response_format", "json_schema", "grammar");
-            # any 400 with structured output on gets one try without it, and a second 400 is raised.
-            if self._structured:
-                log.warning("%s rejected JSON-schema output; falling back to JSON by prompt", self._model)
-                self._structured = False
+        except openai.APIStatusError as exc:
+            # Servers refuse unsupported output formats differently: OpenAI-compatible proxies with a 400,
+            # llama-cpp-python's server with a 500 naming the field. Step down one mode and try again.
+            refused = exc.status_code == 400 or "response_format" in str(exc) or "json_schema" in str(exc)
+            if mode != "prompt" and refused:
+                self._mode = _NEXT_MODE[mode]
+                log.warning("%s refused %s output; trying %s", self._model, mode, self._mode)
                 return self._complete(messages, schema)
-            raise LLMError(f"{self._model} rejected the request: {exc}") from exc
+            raise LLMError(f"{self._model} failed after the client's retries: {exc}") from exc
         except openai.OpenAIError as exc:
             raise LLMError(f"{self._model} failed after the client's retries: {exc}") from exc
         with self._lock:

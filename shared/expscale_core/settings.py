@@ -32,6 +32,7 @@ class LLMSettings(BaseModel):
     max_retries: int = Field(default=4, ge=0)
     structured_output: bool = True
     temperature: float = Field(default=0.0, ge=0, le=2)
+    max_tokens: int | None = Field(default=1024, ge=16, description="output bound per distill/refine call")
 
 
 class EmbedderSettings(BaseModel):

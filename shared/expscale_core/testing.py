@@ -47,16 +47,17 @@ class RecordedRequest:
         return "\n".join(str(m.get("content", "")) for m in self.messages)
 
 
-Reply = str | int | Exception
-"""A chat reply's content; an int is an HTTP error status (e.g. 429, 500); an exception is raised by the transport."""
+Reply = str | int | tuple[int, str] | Exception
+"""A reply's content; an int is an HTTP error status (e.g. 429, 500) and ``(status, message)`` one with its error
+message; an exception is raised by the transport."""
 
 
 class ScriptedLLM:
     """An OpenAI-compatible server scripted in-process (chat completions, text completions, embeddings).
 
     ``replies`` is a list consumed in order (the last one repeats) or a function of the request.
-    Each reply is the assistant's content, an HTTP status code to fail with, or an exception such
-    as ``httpx.ConnectTimeout`` to raise from the transport.
+    Each reply is the assistant's content, an HTTP status code to fail with (optionally with its error
+    message, as ``(500, "...")``), or an exception such as ``httpx.ConnectTimeout`` to raise from the transport.
 
     Example:
         >>> llm = ScriptedLLM(["hello"])
@@ -97,7 +98,10 @@ class ScriptedLLM:
             if isinstance(reply, Exception):
                 raise reply
             if isinstance(reply, int):
-                return http.Response(reply, json={"error": {"message": f"scripted status {reply}", "type": "scripted"}})
+                reply = (reply, f"scripted status {reply}")
+            if isinstance(reply, tuple):
+                status, message = reply
+                return http.Response(status, json={"error": {"message": message, "type": "scripted"}})
             if request.url.path.endswith("/embeddings"):
                 return http.Response(200, json=json.loads(reply))
             if request.url.path.endswith("/completions") and not request.url.path.endswith("/chat/completions"):

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationInfo, model_validator
 
 from expscale_core.distill.base import Action, Decision
 from expscale_core.distill.render import PROMPT_VERSION, render_distill_prompt
 from expscale_core.episode import Episode
-from expscale_core.errors import LLMOutputError
 from expscale_core.experience import Experience, ExperienceKind
 from expscale_core.llm import LLM
 
@@ -26,36 +25,36 @@ class DistillCandidate(BaseModel):
     content: str = Field(max_length=_MAX_CONTENT)
     applicability: str = Field(max_length=300)
 
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> DistillCandidate:
+        # Checked during validation, so a violation gets the same one retry (with the error shown) as bad JSON.
+        handles = int((info.context or {}).get("handles", 0))
+        if self.target is not None and not 1 <= self.target <= handles:
+            available = f"[1]..[{handles}]" if handles else "no handles (there are no existing experiences)"
+            raise ValueError(f"target [{self.target}] is not a listed handle; available: {available}")
+        if self.action in ("UPDATE", "SUPERSEDE") and self.target is None:
+            raise ValueError(f"{self.action} needs the target handle of the experience it changes")
+        if self.action != "NOOP" and not self.content.strip():
+            raise ValueError(f"{self.action} needs non-empty content")
+        return self
+
 
 class DistillOutput(BaseModel):
     candidates: list[DistillCandidate] = Field(max_length=8)
 
 
-def decisions_from_output(output: DistillOutput, similar: Sequence[Experience], raw: str) -> list[Decision]:
-    """Map handles back to ids and check each candidate makes sense; the output is untrusted."""
-    decisions: list[Decision] = []
-    for c in output.candidates:
-        target_id: str | None = None
-        if c.target is not None:
-            if not 1 <= c.target <= len(similar):
-                raise LLMOutputError(
-                    f"candidate targets handle [{c.target}] but only [1]..[{len(similar)}] exist", raw=raw
-                )
-            target_id = similar[c.target - 1].id
-        if c.action in ("UPDATE", "SUPERSEDE") and target_id is None:
-            raise LLMOutputError(f"{c.action} without a target handle", raw=raw)
-        if c.action != "NOOP" and not c.content.strip():
-            raise LLMOutputError(f"{c.action} with empty content", raw=raw)
-        decisions.append(
-            Decision(
-                action=Action(c.action),
-                target_id=target_id,
-                kind=ExperienceKind(c.kind),
-                content=c.content.strip() or None,
-                applicability=c.applicability.strip(),
-            )
+def decisions_from_output(output: DistillOutput, similar: Sequence[Experience]) -> list[Decision]:
+    """Map handles back to ids; the output was validated against ``len(similar)`` handles."""
+    return [
+        Decision(
+            action=Action(c.action),
+            target_id=similar[c.target - 1].id if c.target is not None else None,
+            kind=ExperienceKind(c.kind),
+            content=c.content.strip() or None,
+            applicability=c.applicability.strip(),
         )
-    return decisions
+        for c in output.candidates
+    ]
 
 
 class LLMDistiller:
@@ -83,5 +82,5 @@ class LLMDistiller:
     def distill(self, episode: Episode, similar: Sequence[tuple[Experience, float]]) -> list[Decision]:
         existing = [e for e, _ in similar]
         system, user = render_distill_prompt(episode, existing)
-        output = self.llm.generate(system, user, DistillOutput)
-        return decisions_from_output(output, existing, raw=output.model_dump_json())
+        output = self.llm.generate(system, user, DistillOutput, context={"handles": len(existing)})
+        return decisions_from_output(output, existing)
