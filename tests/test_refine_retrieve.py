@@ -27,6 +27,21 @@ def test_duplicate_clusters_links_transitively() -> None:
     assert duplicate_clusters(v, 0.98, chunk=2) == [[0, 1, 2]]
 
 
+def test_similar_pairs_matches_brute_force_in_any_chunk_size() -> None:
+    from expscale_core.refine import similar_pairs
+
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(40, 8)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    sims = v @ v.T
+    expected = sorted(
+        (round(float(sims[i, j]), 5), i, j) for i in range(40) for j in range(i + 1, 40) if 0.2 <= sims[i, j] < 0.6
+    )
+    for chunk in (1, 7, 64):
+        got = sorted((round(s, 5), i, j) for s, i, j in similar_pairs(v, 0.2, 0.6, chunk=chunk))
+        assert got == expected
+
+
 def test_merge_keeps_the_best_combines_stats_and_stays_restorable() -> None:
     with make_engine(refine=RefineSettings(every_n_experiences=None, duplicate_threshold=0.95)) as engine:
         weak = _fact("Invoices are sent on the first day of each month.", support=1, helpful=0)

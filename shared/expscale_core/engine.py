@@ -196,9 +196,9 @@ class ExperienceEngine:
                 limit=k * 3,
                 min_similarity=floor,
             )
-            ranked = rank(candidates, k=k, now=self._clock(), settings=self.retrieve_settings)
+            now = self._clock()
+            ranked = rank(candidates, k=k, now=now, settings=self.retrieve_settings)
             if ranked:
-                now = self._clock()
                 with self._usage_lock:
                     for item in ranked:
                         self._usage[item.experience.id] += 1

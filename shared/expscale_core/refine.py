@@ -6,11 +6,12 @@ and superseded or archived records stay in the store, restorable with ``Experien
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Literal
 
@@ -28,7 +29,7 @@ from expscale_core.scoring import count_tokens, decay, utility_from_counts
 from expscale_core.settings import RefineSettings
 from expscale_core.store.base import ExperienceStore, Vector
 
-__all__ = ["RefineReport", "Refiner", "duplicate_clusters", "retention_value"]
+__all__ = ["RefineReport", "Refiner", "duplicate_clusters", "retention_value", "similar_pairs"]
 
 log = logging.getLogger(__name__)
 _MAX_ADJUDICATIONS = 32  # LLM contradiction checks per run: bounds the cost of one refine
@@ -71,11 +72,23 @@ def retention_value(exp: Experience, now: datetime, half_life_days: float) -> fl
     return (1.0 + utility_from_counts(exp.helpful, exp.harmful)) * evidence * decay(idle_days, half_life_days)
 
 
-def duplicate_clusters(vectors: np.ndarray, threshold: float, chunk: int = 512) -> list[list[int]]:
-    """Groups of row indices whose cosine similarity links them at ``threshold`` or above (union-find).
+def similar_pairs(
+    vectors: np.ndarray, low: float, high: float = float("inf"), chunk: int = 512
+) -> Iterator[tuple[float, int, int]]:
+    """``(similarity, i, j)`` for every pair ``i < j`` with ``low <= similarity < high``.
 
     Rows must be L2-normalized. Memory stays at ``chunk × n`` whatever the store size.
     """
+    for start in range(0, len(vectors), chunk):
+        sims = vectors[start : start + chunk] @ vectors.T
+        rows, cols = np.nonzero((sims >= low) & (sims < high))
+        for r, c in zip(rows.tolist(), cols.tolist()):
+            if start + r < c:
+                yield float(sims[r, c]), start + r, c
+
+
+def duplicate_clusters(vectors: np.ndarray, threshold: float, chunk: int = 512) -> list[list[int]]:
+    """Groups of row indices whose cosine similarity links them at ``threshold`` or above (union-find)."""
     n = len(vectors)
     parent = list(range(n))
 
@@ -85,17 +98,19 @@ def duplicate_clusters(vectors: np.ndarray, threshold: float, chunk: int = 512) 
             i = parent[i]
         return i
 
-    for start in range(0, n, chunk):
-        sims = vectors[start : start + chunk] @ vectors.T
-        rows, cols = np.nonzero(sims >= threshold)
-        for r, c in zip(rows.tolist(), cols.tolist()):
-            i, j = start + r, c
-            if i < j:
-                parent[find(i)] = find(j)
+    for _, i, j in similar_pairs(vectors, threshold, chunk=chunk):
+        parent[find(i)] = find(j)
     groups: dict[int, list[int]] = defaultdict(list)
     for i in range(n):
         groups[find(i)].append(i)
     return [g for g in groups.values() if len(g) > 1]
+
+
+def _unit_rows(vectors: Sequence[Vector]) -> np.ndarray:
+    matrix: np.ndarray = np.asarray(vectors, dtype=np.float32)
+    norms: np.ndarray = np.clip(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12, None)
+    unit: np.ndarray = matrix / norms
+    return unit
 
 
 def _best(members: Sequence[Experience]) -> Experience:
@@ -174,8 +189,7 @@ class Refiner:
     ) -> list[tuple[Experience, Vector]]:
         if len(items) < 2:
             return items
-        matrix = np.asarray([v for _, v in items], dtype=np.float32)
-        matrix /= np.clip(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12, None)
+        matrix = _unit_rows([v for _, v in items])
         merged_away: set[str] = set()
         results: list[tuple[Experience, Vector]] = []
         for cluster in duplicate_clusters(matrix, self.settings.duplicate_threshold):
@@ -225,8 +239,7 @@ class Refiner:
                     created_at=now,
                     supersedes=[m.id for m in members],
                 )
-                fresh = _combine_stats(fresh, [fresh, *members], now)
-                fresh = fresh.model_copy(update={"support": fresh.support - 1})  # the new record adds no support
+                fresh = _combine_stats(fresh, members, now)  # the new record brings no statistics of its own
                 vector = self.embedder.embed([fresh.embedding_text()])[0]
                 self.store.upsert([(fresh, vector)])
                 return fresh, vector
@@ -242,19 +255,14 @@ class Refiner:
         active = [e for e, _ in items]
         if self.llm is None or len(active) < 2:
             return active
-        matrix = np.asarray([v for _, v in items], dtype=np.float32)
-        matrix /= np.clip(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12, None)
-        sims = matrix @ matrix.T
-        pairs = [
-            (float(sims[i, j]), i, j)
-            for i in range(len(active))
-            for j in range(i + 1, len(active))
-            if active[i].scope == active[j].scope
-            and self.settings.contradiction_threshold <= sims[i, j] < self.settings.duplicate_threshold
-        ]
-        pairs.sort(reverse=True)
+        candidates = similar_pairs(
+            _unit_rows([v for _, v in items]),
+            self.settings.contradiction_threshold,
+            self.settings.duplicate_threshold,
+        )
+        pairs = heapq.nlargest(_MAX_ADJUDICATIONS, (p for p in candidates if active[p[1]].scope == active[p[2]].scope))
         losers: dict[str, str] = {}
-        for _, i, j in pairs[:_MAX_ADJUDICATIONS]:
+        for _, i, j in pairs:
             a, b = active[i], active[j]
             if a.id in losers or b.id in losers:
                 continue

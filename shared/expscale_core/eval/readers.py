@@ -85,10 +85,11 @@ class LLMReader:
         try:
             if self.mode == "completion":
                 prompt = f"{_FEW_SHOT}Notes: {notes}\nQuestion: {question}\nAnswer:"
-                response = self.client.completions.create(
+                completion = self.client.completions.create(
                     model=self.model, prompt=prompt, max_tokens=self.max_tokens, temperature=0, stop=["\n"]
                 )
-                text = response.choices[0].text if response.choices else ""
+                text = completion.choices[0].text if completion.choices else ""
+                usage = completion.usage
             else:
                 chat = self.client.chat.completions.create(
                     model=self.model,
@@ -103,12 +104,12 @@ class LLMReader:
                         {"role": "user", "content": question},
                     ],
                 )
-                response = chat  # type: ignore[assignment]
-                text = chat.choices[0].message.content or "" if chat.choices else ""
+                text = (chat.choices[0].message.content or "") if chat.choices else ""
+                usage = chat.usage
         except openai.OpenAIError as exc:
             raise LLMError(f"reader model {self.model} failed: {exc}") from exc
         self.calls += 1
-        if response.usage is not None:
-            self.prompt_tokens += response.usage.prompt_tokens
-            self.completion_tokens += response.usage.completion_tokens
+        if usage is not None:
+            self.prompt_tokens += usage.prompt_tokens
+            self.completion_tokens += usage.completion_tokens
         return text.strip()
