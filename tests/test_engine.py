@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import pytest
@@ -38,7 +38,9 @@ class BlockingDistiller:
     def prompt_version(self) -> None:
         return None
 
-    def distill(self, episode: Episode, similar: Sequence[tuple[Experience, float]]) -> list[Decision]:
+    def distill(
+        self, episode: Episode, similar: Sequence[tuple[Experience, float]], *, served: Collection[str] = ()
+    ) -> list[Decision]:
         self.threads.append(threading.current_thread().name)
         self.release.wait(10)
         return self.inner.distill(episode, similar)
@@ -142,7 +144,7 @@ def test_llm_distiller_end_to_end_records_provenance() -> None:
         engine.drain(timeout=10)
         exp = engine.retrieve("large uploads: retry in chunks")[0].experience
         assert exp.provenance.distiller == "llm:tiny"
-        assert exp.provenance.prompt_version == "distill.v1"
+        assert exp.provenance.prompt_version == "distill.v2"
         assert exp.provenance.source_episode_ids == [eid]
         assert engine.stats().llm_calls == 1
 

@@ -79,6 +79,7 @@ PINNED = {
         "Distiller",
         "LLMDistiller",
         "RulesDistiller",
+        "distill_output_model",
     },
     "expscale_core.eval": {
         "ARMS",

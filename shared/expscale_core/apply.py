@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -12,7 +12,7 @@ from expscale_core.distill.base import Action, Decision
 from expscale_core.episode import Episode
 from expscale_core.experience import Experience, ExperienceStatus, Provenance
 
-__all__ = ["StorePlan", "plan_writes"]
+__all__ = ["StorePlan", "plan_writes", "retarget_unrelated", "stable_id"]
 
 _ID_NAMESPACE = uuid.UUID("8c3e4f0a-5b7d-4e49-9a59-1d2f7b0c6e11")
 
@@ -29,10 +29,17 @@ class StorePlan:
     changed: list[Experience] = field(default_factory=list)
 
 
-def _stable_id(episode_id: str, content: str) -> str:
-    # Re-processing the same episode after a crash rewrites the same points instead of duplicating them.
-    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
-    return str(uuid.uuid5(_ID_NAMESPACE, f"{episode_id}:{digest}"))
+def stable_id(episode: Episode, ordinal: int) -> str:
+    """The id of the ``ordinal``-th new experience distilled from ``episode`` under its current outcome.
+
+    Re-processing the same episode (after a crash, or a retry) rewrites the same points instead of adding
+    duplicates. An LLM words its lesson differently on every call, so the id never depends on the text; a
+    new outcome (feedback after distillation) is new evidence and gets new ids.
+    """
+    o = episode.outcome
+    outcome_key = "-" if o is None else f"{o.score!r}|{o.correction or ''}|{o.comment or ''}"
+    digest = hashlib.sha256(outcome_key.encode()).hexdigest()[:16]
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{episode.id}:{digest}:{ordinal}"))
 
 
 def plan_writes(
@@ -52,14 +59,16 @@ def plan_writes(
     def current(target_id: str) -> Experience | None:
         return touched.get(target_id) or by_id.get(target_id)
 
-    def provenance(extra: Sequence[str] = ()) -> Provenance:
+    def provenance(extra: Sequence[str] = (), repairs: Sequence[str] = ()) -> Provenance:
         return Provenance(
             source_episode_ids=list(dict.fromkeys([*extra, episode.id])),
             distiller=distiller,
             prompt_version=prompt_version,
             embedding_model=embedding_model,
+            repairs=list(repairs),
         )
 
+    ordinal = 0
     for d in decisions:
         target = current(d.target_id) if d.target_id else None
         if d.action is Action.NOOP:
@@ -74,7 +83,7 @@ def plan_writes(
                     "kind": d.kind,
                     "content": d.content,
                     "applicability": d.applicability or target.applicability,
-                    "provenance": provenance(sources).model_copy(
+                    "provenance": provenance(sources, d.repaired).model_copy(
                         update={"merge_parents": target.provenance.merge_parents}
                     ),
                 }
@@ -84,12 +93,12 @@ def plan_writes(
             plan.new.append(updated)
             continue
         fresh = Experience(
-            id=_stable_id(episode.id, d.content),
+            id=stable_id(episode, ordinal),
             kind=d.kind,
             content=d.content,
             applicability=d.applicability,
             scope=episode.scope,
-            provenance=provenance(),
+            provenance=provenance(repairs=d.repaired),
             created_at=now,
             updated_at=now,
         )
@@ -98,17 +107,51 @@ def plan_writes(
             touched[target.id] = target.model_copy(
                 update={"status": ExperienceStatus.SUPERSEDED, "superseded_by": fresh.id, "updated_at": now}
             )
+        ordinal += 1
         plan.new.append(fresh)
     plan.changed = list(touched.values())
     return plan
 
 
 def _reinforced(exp: Experience, episode_id: str, now: datetime) -> Experience:
+    # Idempotent per episode: a re-processed episode must not count as more support.
+    seen = episode_id in exp.provenance.source_episode_ids
     sources = list(dict.fromkeys([*exp.provenance.source_episode_ids, episode_id]))
     return exp.model_copy(
         update={
-            "support": exp.support + 1,
+            "support": exp.support + (0 if seen else 1),
             "updated_at": now,
             "provenance": exp.provenance.model_copy(update={"source_episode_ids": sources}),
         }
     )
+
+
+def retarget_unrelated(
+    decisions: Sequence[Decision],
+    similarity: Callable[[Decision], float | None],
+    *,
+    floor: float,
+) -> list[Decision]:
+    """Turn UPDATE/SUPERSEDE/NOOP decisions whose lesson is not about their target's situation into ADDs.
+
+    ``similarity`` gives the cosine similarity of a decision's lesson to its target (None when it cannot
+    tell, e.g. a NOOP without content: such decisions are kept). An unrelated record must never absorb
+    another episode's lesson, whatever handle the model picked.
+    """
+    out: list[Decision] = []
+    for d in decisions:
+        sim = similarity(d) if d.target_id is not None and d.action is not Action.ADD else None
+        if sim is None or sim >= floor or d.content is None or d.kind is None:
+            out.append(d)
+            continue
+        note = f"{d.action.value} of an experience about another situation (similarity {sim:.2f} < {floor}) -> ADD"
+        out.append(
+            Decision(
+                Action.ADD,
+                kind=d.kind,
+                content=d.content,
+                applicability=d.applicability,
+                repaired=(*d.repaired, note),
+            )
+        )
+    return out

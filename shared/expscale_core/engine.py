@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from expscale_core.apply import plan_writes
+from expscale_core.apply import plan_writes, retarget_unrelated
 from expscale_core.credit import apply_credit
-from expscale_core.distill.base import Distiller
+from expscale_core.distill.base import Decision, Distiller
 from expscale_core.embed.base import Embedder
 from expscale_core.episode import Episode, Outcome, utcnow
 from expscale_core.errors import ExpscaleError, LLMOutputError
@@ -25,7 +25,7 @@ from expscale_core.queue import EpisodeQueue
 from expscale_core.refine import Refiner, RefineReport
 from expscale_core.retrieve import format_experiences, rank
 from expscale_core.scope import Scope
-from expscale_core.scoring import count_tokens
+from expscale_core.scoring import cosine, count_tokens
 from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
 from expscale_core.store.base import ExperienceStore
 from expscale_core.worker import BackgroundWorker
@@ -266,14 +266,54 @@ class ExperienceEngine:
                     progress(1)
         return handled
 
+    def _related(self, episode: Episode) -> tuple[list[tuple[Experience, float]], set[str]]:
+        """What the distiller may change: experiences of the episode's exact scope that are about the same
+        situation (above the similarity floor), plus those served to the episode while it ran."""
+        s = self.distill_settings
+        similar: list[tuple[Experience, float]] = []
+        if s.similar_k:
+            vector = self.embedder.embed([episode.input])[0]
+            similar = self.store.search(
+                vector,
+                scope=episode.scope,
+                exact_scope=True,
+                limit=s.similar_k,
+                min_similarity=s.related_min_similarity,
+            )
+        served_ids = [i for i in self.queue.served(episode.id) if i not in {e.id for e, _ in similar}]
+        served_extra = [
+            (e, 0.0)
+            for e, _ in self.store.get(served_ids[: max(s.similar_k, 1)])
+            # served by a broader read scope is not a licence to write there
+            if e.status is ExperienceStatus.ACTIVE and e.scope == episode.scope
+        ]
+        served = {e.id for e, _ in served_extra} | (set(self.queue.served(episode.id)) & {e.id for e, _ in similar})
+        return similar + served_extra, served
+
+    def _lesson_similarity(self, similar: Sequence[tuple[Experience, float]]) -> Callable[[Decision], float | None]:
+        """Cosine similarity of a decision's lesson to its target, computed on demand."""
+        vectors = {e.id: v for e, v in self.store.get([e.id for e, _ in similar], with_vectors=True)}
+
+        def similarity(d: Decision) -> float | None:
+            target = vectors.get(d.target_id or "")
+            if d.content is None or target is None:
+                return None
+            text = f"{d.applicability}\n{d.content}" if d.applicability else d.content
+            return cosine(self.embedder.embed([text])[0], target)
+
+        return similarity
+
     def _distill_one(self, episode: Episode) -> None:
         try:
             self.store.ensure_collection(self.embedder.dimension)
-            similar: list[tuple[Experience, float]] = []
-            if self.distill_settings.similar_k:
-                vector = self.embedder.embed([episode.input])[0]
-                similar = self.store.search(vector, scope=episode.scope, limit=self.distill_settings.similar_k)
-            decisions = self.distiller.distill(episode, similar)
+            similar, served = self._related(episode)
+            decisions = self.distiller.distill(episode, similar, served=served)
+            if any(d.target_id is not None for d in decisions):
+                decisions = retarget_unrelated(
+                    decisions,
+                    self._lesson_similarity(similar),
+                    floor=self.distill_settings.related_min_similarity,
+                )
             plan = plan_writes(
                 episode,
                 decisions,

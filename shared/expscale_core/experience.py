@@ -38,6 +38,8 @@ class Provenance(BaseModel):
     prompt_version: str | None = None
     merge_parents: list[str] = Field(default_factory=list)
     embedding_model: str | None = None
+    repairs: list[str] = Field(default_factory=list)
+    """Fixes applied to the distiller's output to keep the lesson (an invalid target turned into ADD, ...)."""
 
 
 class Experience(BaseModel):

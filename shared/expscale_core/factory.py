@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["build_embedder", "build_engine", "build_llm", "build_openai_client", "build_store"]
 
-_COLLABORATORS = {"store", "embedder", "distiller", "llm", "queue", "scope", "clock"}
+_COLLABORATORS = {"store", "embedder", "distiller", "llm", "queue", "scope", "clock", "autostart"}
 
 
 def build_openai_client(settings: ExpscaleSettings) -> openai.OpenAI:
@@ -94,7 +94,9 @@ def build_engine(cls: type[ExperienceEngine], settings: ExpscaleSettings | None,
     llm = overrides.pop("llm") if "llm" in overrides else build_llm(settings)
     embedder = overrides.pop("embedder", None) or build_embedder(settings)
     distiller: Distiller = overrides.pop("distiller", None) or (
-        LLMDistiller(llm) if llm is not None else RulesDistiller()
+        LLMDistiller(llm, prompt_budget_tokens=settings.distill.prompt_budget_tokens)
+        if llm is not None
+        else RulesDistiller()
     )
     store = overrides.pop("store", None) or build_store(settings)
     try:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
 from datetime import datetime
 
-__all__ = ["blend_score", "count_tokens", "decay", "normalize_answer", "recency", "utility_from_counts"]
+__all__ = ["blend_score", "cosine", "count_tokens", "decay", "normalize_answer", "recency", "utility_from_counts"]
 
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -17,6 +19,14 @@ def count_tokens(text: str) -> int:
     and avoids a tokenizer dependency tied to one model family.
     """
     return sum(1 + len(tok) // 8 for tok in _TOKEN_RE.findall(text))
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine similarity in [-1, 1]; 0.0 when either vector is zero."""
+    dot = sum(x * y for x, y in zip(a, b))
+    na = math.sqrt(sum(x * x for x in a))
+    nb = math.sqrt(sum(y * y for y in b))
+    return dot / (na * nb) if na and nb else 0.0
 
 
 def utility_from_counts(helpful: int, harmful: int) -> float:

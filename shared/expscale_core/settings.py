@@ -65,7 +65,20 @@ class DistillSettings(BaseModel):
     idle_s: float = Field(default=0.05, ge=0, description="distill only after the caller was quiet this long")
     max_attempts: int = Field(default=5, ge=1)
     retry_backoff_s: float = Field(default=5.0, ge=0)
-    similar_k: int = Field(default=5, ge=0)
+    similar_k: int = Field(default=5, ge=0, description="existing experiences shown to the distiller, at most")
+    related_min_similarity: float = Field(
+        default=0.45,
+        ge=-1,
+        le=1,
+        description="an existing experience is offered to the distiller (and may be updated, superseded or "
+        "reinforced) only if it is at least this similar to the episode; a targeted decision whose lesson is "
+        "less similar than this to its target becomes a new experience instead",
+    )
+    prompt_budget_tokens: int | None = Field(
+        default=1000,
+        ge=200,
+        description="bound on the distill prompt (estimated tokens); fit it to the model's context window",
+    )
 
 
 class RetrieveSettings(BaseModel):

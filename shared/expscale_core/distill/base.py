@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol, runtime_checkable
@@ -33,6 +33,8 @@ class Decision:
     kind: ExperienceKind | None = None
     content: str | None = None
     applicability: str = ""
+    repaired: tuple[str, ...] = ()
+    """What was fixed in the distiller's output to keep this lesson (recorded in provenance)."""
 
     def __post_init__(self) -> None:
         if self.action in (Action.UPDATE, Action.SUPERSEDE) and not self.target_id:
@@ -45,8 +47,10 @@ class Decision:
 class Distiller(Protocol):
     """Turns one finished episode into decisions about the store.
 
-    Contract: ``similar`` are existing active experiences in the episode's scope with their
-    similarity to the episode, best first; decisions may only target their ids. Raise
+    Contract: ``similar`` are existing active experiences in the episode's exact scope with their
+    similarity to the episode, best first; decisions may only target their ids. ``served`` are the ids
+    among them that were shown to the episode while it ran (so a distiller can tell that a served
+    lesson misled it). Raise
     :class:`~expscale_core.errors.LLMError` for failures worth retrying later and
     :class:`~expscale_core.errors.LLMOutputError` for output that cannot be used.
     """
@@ -59,4 +63,10 @@ class Distiller(Protocol):
     @property
     def prompt_version(self) -> str | None: ...
 
-    def distill(self, episode: Episode, similar: Sequence[tuple[Experience, float]]) -> list[Decision]: ...
+    def distill(
+        self,
+        episode: Episode,
+        similar: Sequence[tuple[Experience, float]],
+        *,
+        served: Collection[str] = (),
+    ) -> list[Decision]: ...

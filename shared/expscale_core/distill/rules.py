@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from expscale_core.distill.base import Action, Decision
 from expscale_core.episode import Episode, ErrorStep, ToolStep
@@ -99,7 +99,13 @@ class RulesDistiller:
     def prompt_version(self) -> None:
         return None
 
-    def distill(self, episode: Episode, similar: Sequence[tuple[Experience, float]]) -> list[Decision]:
+    def distill(
+        self,
+        episode: Episode,
+        similar: Sequence[tuple[Experience, float]],
+        *,
+        served: Collection[str] = (),
+    ) -> list[Decision]:
         decisions: list[Decision] = []
         applicability = _short(episode.input, 200)
         lesson = answer_lesson(episode)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
 
 from expscale_core.distill.base import Action, Decision, Distiller
@@ -47,7 +47,13 @@ class RawDistiller:
     name = "raw"
     prompt_version = None
 
-    def distill(self, episode: Episode, similar: Sequence[tuple[Experience, float]]) -> list[Decision]:
+    def distill(
+        self,
+        episode: Episode,
+        similar: Sequence[tuple[Experience, float]],
+        *,
+        served: Collection[str] = (),
+    ) -> list[Decision]:
         return [Decision(Action.ADD, kind=ExperienceKind.FACT, content=render_episode(episode))]
 
 

@@ -20,6 +20,8 @@ class ExperienceStore(Protocol):
     Contracts:
         - ids are the experiences' own ids and are stable across restarts;
         - every read takes a scope and applies it inside the query (never by filtering results);
+          ``exact_scope=True`` matches only records written to exactly that scope (unset fields unset too),
+          which is what every write path (distillation, merge, caps) uses;
         - ``search`` similarity is cosine in [-1, 1], higher is better, results best first;
         - ``update`` rewrites payloads only, vectors are kept;
         - errors are raised as :class:`~expscale_core.errors.StoreError`.
@@ -41,6 +43,7 @@ class ExperienceStore(Protocol):
         limit: int,
         min_similarity: float | None = None,
         statuses: Sequence[ExperienceStatus] = (ExperienceStatus.ACTIVE,),
+        exact_scope: bool = False,
     ) -> list[tuple[Experience, float]]: ...
 
     def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[tuple[Experience, Vector | None]]:

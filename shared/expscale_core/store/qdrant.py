@@ -140,13 +140,14 @@ class QdrantExperienceStore:
         limit: int,
         min_similarity: float | None = None,
         statuses: Sequence[ExperienceStatus] = (ExperienceStatus.ACTIVE,),
+        exact_scope: bool = False,
     ) -> list[tuple[Experience, float]]:
         result = self._call(
             "query",
             lambda: self.client.query_points(
                 self.collection,
                 query=list(vector),
-                query_filter=_filter(scope, statuses),
+                query_filter=_filter(scope, statuses, exact=exact_scope),
                 limit=limit,
                 score_threshold=min_similarity,
                 with_payload=True,
@@ -229,13 +230,22 @@ def _vector(raw: Any) -> Vector | None:
     return [float(x) for x in raw] if raw is not None else None
 
 
-def _filter(scope: Scope | None, statuses: Sequence[ExperienceStatus] | None) -> qm.Filter | None:
+def _filter(
+    scope: Scope | None, statuses: Sequence[ExperienceStatus] | None, *, exact: bool = False
+) -> qm.Filter | None:
     must: list[qm.Condition] = []
     if scope is not None:
+        conditions = scope.conditions()
         must += [
             qm.FieldCondition(key=f"scope.{name}", match=qm.MatchValue(value=value))
-            for name, value in scope.conditions().items()
+            for name, value in conditions.items()
         ]
+        if exact:
+            must += [
+                qm.IsNullCondition(is_null=qm.PayloadField(key=f"scope.{name}"))
+                for name in Scope.model_fields
+                if name not in conditions
+            ]
     if statuses is not None:
         must.append(qm.FieldCondition(key="status", match=qm.MatchAny(any=[s.value for s in statuses])))
     return qm.Filter(must=must) if must else None
