@@ -20,6 +20,7 @@ from expscale_core.embed.base import Embedder
 from expscale_core.episode import Episode, Outcome, utcnow
 from expscale_core.errors import ExpscaleError, LLMOutputError
 from expscale_core.experience import Experience, ExperienceStatus, ScoredExperience
+from expscale_core.ids import IdLike, coerce_id, coerce_ids
 from expscale_core.llm import LLM
 from expscale_core.queue import EpisodeQueue
 from expscale_core.refine import Refiner, RefineReport
@@ -134,7 +135,7 @@ class ExperienceEngine:
 
     def feedback(
         self,
-        episode_id: str,
+        episode_id: IdLike,
         score: float | bool,
         comment: str | None = None,
         *,
@@ -143,11 +144,12 @@ class ExperienceEngine:
         """Attach an outcome to an episode and credit the experiences that were served to it.
 
         Args:
-            episode_id: the id :meth:`record` returned (for LangChain, the root run id).
+            episode_id: the id :meth:`record` returned (for LangChain, the root run id, str or UUID).
             score: in [-1, 1], or a bool: above 0 helped, below 0 was wrong or harmful.
             comment: what the user said, kept with the episode.
             correction: the right answer or fix, when known; distillers learn it.
         """
+        episode_id = coerce_id(episode_id)
         if isinstance(score, bool):
             score = 1.0 if score else -1.0
         if not isinstance(score, (int, float)) or not -1.0 <= float(score) <= 1.0:
@@ -172,7 +174,7 @@ class ExperienceEngine:
         scope: ScopeLike = None,
         min_score: float | None = None,
         *,
-        episode_id: str | None = None,
+        episode_id: IdLike | None = None,
     ) -> list[ScoredExperience]:
         """The ``k`` most useful active experiences for ``query`` in ``scope``, best first.
 
@@ -181,6 +183,7 @@ class ExperienceEngine:
         """
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, not {type(query).__name__}")
+        served_to = coerce_id(episode_id) if episode_id is not None else None
         k = self.retrieve_settings.k if k is None else k
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -203,9 +206,9 @@ class ExperienceEngine:
                     for item in ranked:
                         self._usage[item.experience.id] += 1
                         self._last_used[item.experience.id] = now
-                if episode_id is not None:
+                if served_to is not None:
                     self.queue.record_served(
-                        episode_id, [s.experience.id for s in ranked], [s.similarity for s in ranked]
+                        served_to, [s.experience.id for s in ranked], [s.similarity for s in ranked]
                     )
         return ranked
 
@@ -424,9 +427,9 @@ class ExperienceEngine:
             self._last_refine = time.monotonic()
             return report
 
-    def restore(self, experience_ids: Sequence[str]) -> int:
+    def restore(self, experience_ids: Sequence[IdLike]) -> int:
         """Make archived or superseded experiences active again; returns how many changed."""
-        items = [e for e, _ in self.store.get(list(experience_ids)) if e.status is not ExperienceStatus.ACTIVE]
+        items = [e for e, _ in self.store.get(coerce_ids(experience_ids)) if e.status is not ExperienceStatus.ACTIVE]
         self.store.update(
             [
                 e.model_copy(
@@ -441,7 +444,7 @@ class ExperienceEngine:
         )
         return len(items)
 
-    def delete(self, *, scope: ScopeLike = None, episode_id: str | None = None) -> dict[str, int]:
+    def delete(self, *, scope: ScopeLike = None, episode_id: IdLike | None = None) -> dict[str, int]:
         """Completely delete a scope (experiences and episodes) or one episode and what came only from it."""
         if (scope is None) == (episode_id is None):
             raise ValueError("pass exactly one of scope= or episode_id=")
@@ -451,7 +454,7 @@ class ExperienceEngine:
                 "experiences": self.store.delete_scope(target),
                 "episodes": self.queue.delete_scope(target),
             }
-        assert episode_id is not None
+        episode_id = coerce_id(episode_id)
         derived = [e for e, _ in self.store.scan() if episode_id in e.provenance.source_episode_ids]
         only_from_it = [e.id for e in derived if set(e.provenance.source_episode_ids) == {episode_id}]
         self.store.delete(only_from_it)

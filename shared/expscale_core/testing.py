@@ -210,17 +210,23 @@ def make_engine(
     from expscale_core.store.qdrant import QdrantExperienceStore
 
     embedder = embedder or HashEmbedder()
+    distill = distill or DistillSettings(delay_s=0.0, idle_s=0.0, retry_backoff_s=0.05)
     store = store or QdrantExperienceStore.open(location=":memory:")
     store.ensure_collection(embedder.dimension)
     return ExperienceEngine(
         store=store,
         embedder=embedder,
-        distiller=distiller or (LLMDistiller(llm) if llm is not None else RulesDistiller()),
+        distiller=distiller
+        or (
+            LLMDistiller(llm, prompt_budget_tokens=distill.prompt_budget_tokens)
+            if llm is not None
+            else RulesDistiller()
+        ),
         queue=EpisodeQueue(queue_path, delay_s=0.0),
         llm=llm,
         scope=scope,
         retrieve_settings=retrieve or RetrieveSettings(min_score=0.2),
-        distill_settings=distill or DistillSettings(delay_s=0.0, idle_s=0.0, retry_backoff_s=0.05),
+        distill_settings=distill,
         refine_settings=refine or RefineSettings(every_n_experiences=None, every_s=None),
     )
 
