@@ -6,25 +6,33 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Literal
 
 from expscale_core.embed.base import CachedEmbedder, Embedder
 from expscale_core.embed.hashing import HashEmbedder
 from expscale_core.embed.minilm import MiniLMEmbedder
 from expscale_core.eval.data import Cluster, load_comqa, load_nq_open, load_sample, load_webquestions
+from expscale_core.eval.methods import load_gsm8k, methods
 from expscale_core.eval.readers import LLMReader, OracleReader, Reader
 from expscale_core.eval.report import write_report
-from expscale_core.eval.runner import ARMS, EvalConfig, ScenarioResult, run_scenario
+from expscale_core.eval.runner import ARMS, DISTILLER_ARMS, EvalConfig, ScenarioResult, run_scenario
 from expscale_core.eval.scenarios import Task, related, repetitive, saturation
 from expscale_core.llm import LLM
 
 __all__ = ["add_parser", "run"]
 
 SCENARIOS = ("repetitive", "related", "saturation")
+"""What ``--scenario all`` runs; ``methods`` (GSM8K, needs --reader llm) is asked for by name."""
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("eval", parents=[common], help="run the evaluation scenarios and write a report")
-    p.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all")
+    p.add_argument(
+        "--scenario",
+        choices=[*SCENARIOS, "methods", "all"],
+        default="all",
+        help="all = repetitive, related, saturation; methods (GSM8K method transfer) needs --reader llm",
+    )
     p.add_argument("--reader", choices=["oracle", "llm"], default="oracle")
     p.add_argument("--data", type=Path, default=None, help="folder with comqa/, webquestions/, nq_open/")
     p.add_argument(
@@ -35,7 +43,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     )
     p.add_argument("--quick", action="store_true", help="the small in-repo sample, no --data needed")
     p.add_argument("--out", type=Path, default=Path("eval-out"))
-    p.add_argument("--arms", default=",".join(ARMS))
+    p.add_argument(
+        "--arms",
+        default=",".join(ARMS),
+        help=f"comma-separated, from {', '.join((*ARMS, *DISTILLER_ARMS))}; rules/llm/llm-refine name their "
+        "distiller (llm arms need --distill-llm)",
+    )
+    p.add_argument("--methods-teach", type=int, default=3, help="methods: teaching problems per kind")
+    p.add_argument("--methods-test", type=int, default=5, help="methods: unseen test problems per kind")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--limit", type=int, default=None, help="at most this many clusters/groups per scenario")
     p.add_argument(
@@ -56,7 +71,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     p.add_argument("--min-score", type=float, default=0.3, help="similarity floor for retrieval (tune on --split tune)")
     p.add_argument("--llm-base-url", default=os.environ.get("OPENAI_BASE_URL"))
     p.add_argument("--llm-model", default=os.environ.get("OPENAI_MODEL"))
-    p.add_argument("--llm-mode", choices=["chat", "completion"], default="chat")
+    p.add_argument(
+        "--llm-mode",
+        choices=["chat", "completion", "math"],
+        default=None,
+        help="reader prompt: chat (default), completion (few-shot, base models), math (default for methods)",
+    )
     p.add_argument(
         "--distill-llm", action="store_true", help="distill with the EXPSCALE_LLM__* model instead of the no-LLM rules"
     )
@@ -82,6 +102,17 @@ def _factors(args: argparse.Namespace) -> list[int]:
 
 
 def _tasks(scenario: str, args: argparse.Namespace, factor: int = 0) -> tuple[list[Task], str, int | None]:
+    if scenario == "methods":
+        if args.quick or args.data is None:
+            raise ValueError("--scenario methods needs --data with gsm8k/{train,test}.jsonl (GSM8K, MIT license)")
+        tasks = methods(
+            load_gsm8k(args.data, "train"),
+            load_gsm8k(args.data, "test"),
+            seed=args.seed,
+            teach_per_kind=args.methods_teach,
+            test_per_kind=args.methods_test,
+        )
+        return tasks, "GSM8K: train problems with worked solutions teach, unseen test problems of the same kind", None
     if scenario == "related":
         if args.quick:
             items, label = load_sample()[0], "in-repo sample: WebQuestions shared-answer groups"
@@ -107,13 +138,16 @@ def _tasks(scenario: str, args: argparse.Namespace, factor: int = 0) -> tuple[li
 
 def _reader(args: argparse.Namespace) -> Reader:
     if args.reader == "oracle":
+        if args.scenario == "methods":
+            raise ValueError("--scenario methods measures a model solving problems: use --reader llm")
         return OracleReader()
     if not args.llm_model:
         raise ValueError("--reader llm needs --llm-model (and --llm-base-url for a local server); see the README")
     import openai
 
     client = openai.OpenAI(base_url=args.llm_base_url, api_key=os.environ.get("OPENAI_API_KEY", "not-needed"))
-    return LLMReader(client, model=args.llm_model, mode=args.llm_mode)
+    mode: Literal["chat", "completion", "math"] = args.llm_mode or ("math" if args.scenario == "methods" else "chat")
+    return LLMReader(client, model=args.llm_model, mode=mode)
 
 
 def _distill_llm(args: argparse.Namespace) -> LLM | None:

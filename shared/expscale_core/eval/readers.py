@@ -59,20 +59,34 @@ _FEW_SHOT = (
 )
 
 
+_SHORT = "Answer with a short answer only (a name, date, number or phrase). Use the notes when they help.\n\nNotes:\n"
+_MATH = (
+    "Solve the math word problem. Work it out in a few short steps, then end with a last line "
+    "'Answer: <number>'. Use the notes when they help.\n\nNotes:\n"
+)
+
+
 class LLMReader:
     """A real model behind any OpenAI-compatible endpoint.
 
     ``mode="chat"`` sends a system/user chat; ``mode="completion"`` sends a few-shot completion prompt, for base
-    models that are not instruction-tuned (such as gemma-3-270m served by llama.cpp).
+    models that are not instruction-tuned (such as gemma-3-270m served by llama.cpp); ``mode="math"`` asks an
+    instruction model to work the problem briefly and end with "Answer: <number>" (the ``methods`` scenario).
     """
 
     def __init__(
-        self, client: openai.OpenAI, *, model: str, mode: Literal["chat", "completion"] = "chat", max_tokens: int = 24
+        self,
+        client: openai.OpenAI,
+        *,
+        model: str,
+        mode: Literal["chat", "completion", "math"] = "chat",
+        max_tokens: int | None = None,
     ) -> None:
         self.client = client
         self.model = model
         self.mode = mode
-        self.max_tokens = max_tokens
+        # Math needs room to work the problem; a short answer does not.
+        self.max_tokens = max_tokens if max_tokens is not None else (384 if mode == "math" else 24)
         self.name = f"llm:{model}:{mode}"
         self.calls = 0
         self.prompt_tokens = 0
@@ -96,11 +110,7 @@ class LLMReader:
                     temperature=0,
                     max_tokens=self.max_tokens,
                     messages=[
-                        {
-                            "role": "system",
-                            "content": "Answer with a short answer only (a name, date, number or "
-                            "phrase). Use the notes when they help.\n\nNotes:\n" + notes,
-                        },
+                        {"role": "system", "content": (_MATH if self.mode == "math" else _SHORT) + notes},
                         {"role": "user", "content": question},
                     ],
                 )

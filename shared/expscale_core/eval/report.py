@@ -21,8 +21,8 @@ def markdown_table(results: Sequence[ScenarioResult]) -> str:
             f"Reader: **{reader}**",
             "",
             "| scenario | arm | accuracy | recall@k | active exps | store tokens | LLM calls/ep | LLM tokens/ep "
-            "| retrieve p50/p95 ms | wall s |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| distill s/ep | yielded / failed / repaired | retrieve p50/p95 ms | wall s |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for r in (x for x in results if x.reader == reader):
             for arm in r.arms.values():
@@ -31,6 +31,7 @@ def markdown_table(results: Sequence[ScenarioResult]) -> str:
                 lines.append(
                     f"| {r.scenario} | {arm.arm} | {arm.accuracy:.3f} | {arm.recall_at_k:.3f} | {count} | {tokens} "
                     f"| {arm.llm_calls_per_episode:.2f} | {arm.llm_tokens_per_episode:.0f} "
+                    f"| {arm.distill_s_per_episode:.2f} | {arm.yielded:.2f} / {arm.failed:.2f} / {arm.repaired:.2f} "
                     f"| {arm.retrieve_p50_ms:.1f} / {arm.retrieve_p95_ms:.1f} | {arm.wall_s:.1f} |"
                 )
         lines.append("")

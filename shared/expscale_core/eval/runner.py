@@ -13,6 +13,7 @@ from expscale_core.distill.rules import RulesDistiller
 from expscale_core.embed.base import Embedder
 from expscale_core.engine import ExperienceEngine
 from expscale_core.episode import Episode, utcnow
+from expscale_core.eval.methods import numeric_correct
 from expscale_core.eval.readers import Reader, is_correct
 from expscale_core.eval.scenarios import Task
 from expscale_core.experience import Experience, ExperienceKind, ExperienceStatus
@@ -22,9 +23,22 @@ from expscale_core.scoring import count_tokens
 from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
 from expscale_core.store.qdrant import QdrantExperienceStore
 
-__all__ = ["ARMS", "ArmResult", "EvalConfig", "RawDistiller", "ScenarioResult", "run_arm", "run_scenario"]
+__all__ = [
+    "ARMS",
+    "DISTILLER_ARMS",
+    "ArmResult",
+    "EvalConfig",
+    "RawDistiller",
+    "ScenarioResult",
+    "run_arm",
+    "run_scenario",
+]
 
 ARMS = ("none", "raw", "expscale-norefine", "expscale")
+"""The default arms: the distiller of the ``expscale*`` arms is the LLM with ``--distill-llm``, else rules."""
+DISTILLER_ARMS = ("rules", "llm", "llm-refine")
+"""Arms that name their distiller, so one run compares them: rules (refined), LLM, LLM with refinement."""
+_LLM_ARMS = ("llm", "llm-refine")
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,13 @@ class ArmResult:
     retrieve_p95_ms: float = 0.0
     wall_s: float = 0.0
     n_test: int = 0
+    distill_s_per_episode: float = 0.0
+    """Wall seconds of background work (distillation, credit, refinement) per distilled episode."""
+    yielded: float = 0.0
+    """Share of recorded episodes that are a source of at least one experience."""
+    failed: float = 0.0
+    repaired: float = 0.0
+    """Share of recorded episodes whose experience needed its bookkeeping repaired."""
 
 
 @dataclass
@@ -101,11 +122,16 @@ def _engine(arm: str, config: EvalConfig, embedder: Embedder, llm: LLM | None) -
     if arm == "none":
         return None
     distiller: Distiller
+    if arm in _LLM_ARMS and llm is None:
+        raise ValueError(f"arm {arm!r} distills with an LLM: pass --distill-llm with EXPSCALE_LLM__* set")
     if arm == "raw":
         distiller = RawDistiller()
+    elif arm == "rules" or (arm not in _LLM_ARMS and llm is None):
+        distiller = RulesDistiller()
     else:
-        distiller = LLMDistiller(llm) if llm is not None else RulesDistiller()
-    refining = arm == "expscale"
+        assert llm is not None
+        distiller = LLMDistiller(llm)
+    refining = arm in ("expscale", "rules", "llm-refine")
     store = QdrantExperienceStore.open(location=":memory:")
     store.ensure_collection(embedder.dimension)
     return ExperienceEngine(
@@ -113,7 +139,7 @@ def _engine(arm: str, config: EvalConfig, embedder: Embedder, llm: LLM | None) -
         embedder=embedder,
         distiller=distiller,
         queue=EpisodeQueue(":memory:"),
-        llm=llm if refining else None,
+        llm=llm if refining and arm != "rules" else None,
         retrieve_settings=RetrieveSettings(k=config.k, min_score=config.min_score, token_budget=config.token_budget),
         distill_settings=DistillSettings(delay_s=0, idle_s=0, similar_k=0 if arm == "raw" else 5),
         refine_settings=RefineSettings(
@@ -170,8 +196,8 @@ def run_arm(
     progress: Callable[[int], object] | None = None,
 ) -> ArmResult:
     """One arm over the whole stream. Every arm sees the same tasks in the same order."""
-    if arm not in ARMS:
-        raise ValueError(f"unknown arm {arm!r}; choose from {', '.join(ARMS)}")
+    if arm not in (*ARMS, *DISTILLER_ARMS):
+        raise ValueError(f"unknown arm {arm!r}; choose from {', '.join((*ARMS, *DISTILLER_ARMS))}")
     engine = _engine(arm, config, embedder, llm)
     calls_before = (llm.usage.calls, llm.usage.prompt_tokens + llm.usage.completion_tokens) if llm else (0, 0)
     group_of: dict[str, str] = {}
@@ -181,6 +207,7 @@ def run_arm(
     latencies: list[float] = []
     result = ArmResult(arm, 0.0, 0.0, [], [])
     snapshot_every = max(1, len(tasks) // 40)
+    background_s = 0.0
     started = time.perf_counter()
     for i, task in enumerate(tasks):
         eid = f"round-{i}"
@@ -197,7 +224,7 @@ def run_arm(
                 latencies.append(time.perf_counter() - t0)
             memory = engine.format(hits) if engine is not None else ""
             answer = reader.answer(task.question, memory, task.answers)
-            ok = is_correct(answer, task.answers)
+            ok = numeric_correct(answer, task.answers) if task.numeric else is_correct(answer, task.answers)
             if task.role == "test":
                 correct.append(ok)
                 test_rounds.append(i)
@@ -206,11 +233,16 @@ def run_arm(
             if engine is not None:
                 engine.record(Episode(id=eid, input=task.question, output=answer))
                 engine.feedback(
-                    eid, 1.0 if ok else -1.0, None if ok else "wrong", correction=None if ok else task.answers[0]
+                    eid,
+                    1.0 if ok else -1.0,
+                    None if ok else "wrong",
+                    correction=None if ok else (task.solution or task.answers[0]),
                 )
                 group_of[eid] = task.group
         if engine is not None:
+            t0 = time.perf_counter()
             engine.run_pending()
+            background_s += time.perf_counter() - t0
             if arm != "expscale" and config.capacity is not None and i % config.refine_every == 0:
                 _fifo_cap(engine, config.capacity)
         if i % snapshot_every == 0 or i == len(tasks) - 1:
@@ -229,14 +261,31 @@ def run_arm(
     result.retrieve_p50_ms = _percentile(latencies, 0.5)
     result.retrieve_p95_ms = _percentile(latencies, 0.95)
     if engine is not None:
-        result.distilled_episodes = engine.queue.counts()["distilled"]
-        if llm is not None and arm in ("expscale", "expscale-norefine"):
+        counts = engine.queue.counts()
+        result.distilled_episodes = counts["distilled"]
+        recorded = max(1, sum(counts.values()))
+        everything = [e for e, _ in engine.store.scan()]
+        sources = {s for e in everything for s in e.provenance.source_episode_ids}
+        fixed = {s for e in everything if e.provenance.repairs for s in e.provenance.source_episode_ids}
+        result.yielded = len(sources) / recorded
+        result.repaired = len(fixed) / recorded
+        result.failed = counts.get("failed", 0) / recorded
+        result.distill_s_per_episode = background_s / max(1, result.distilled_episodes)
+        if llm is not None and arm in ("expscale", "expscale-norefine", *_LLM_ARMS):
             calls = llm.usage.calls - calls_before[0]
             tokens = llm.usage.prompt_tokens + llm.usage.completion_tokens - calls_before[1]
             result.llm_calls_per_episode = calls / max(1, result.distilled_episodes)
             result.llm_tokens_per_episode = tokens / max(1, result.distilled_episodes)
         engine.close()
     return result
+
+
+def _distiller_label(arms: Sequence[str], llm: LLM | None) -> str:
+    if llm is None:
+        return "rules"
+    if "rules" in arms:
+        return f"by arm: rules, llm:{llm.model_id}"
+    return f"llm:{llm.model_id}"
 
 
 def run_scenario(
@@ -257,7 +306,7 @@ def run_scenario(
         scenario=scenario,
         reader=reader.name,
         embedder=embedder.model_id,
-        distiller=f"llm:{llm.model_id}" if llm is not None else "rules",
+        distiller=_distiller_label(arms, llm),
         dataset=dataset,
         n_tasks=len(tasks),
         n_teach=sum(t.role == "teach" for t in tasks),

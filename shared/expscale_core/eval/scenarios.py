@@ -25,6 +25,10 @@ class Task:
     answers: tuple[str, ...]
     group: str
     role: Role
+    solution: str | None = None
+    """What the environment's correction says when the answer is wrong (a worked solution); else the answer."""
+    numeric: bool = False
+    """Checked by final number (math) instead of by answer text."""
 
 
 def _stream(clusters: Sequence[Cluster], rng: random.Random) -> list[Task]:
