@@ -43,7 +43,7 @@ def test_loader_reads_the_published_format_and_drops_calculator_annotations(tmp_
     _write(tmp_path, "train", _PERCENT[:2])
     (first, _) = load_gsm8k(tmp_path, "train")
     assert first.answer == "100" and "<<" not in first.solution and "80/(1-0.2)=100" in first.solution
-    with pytest.raises(FileNotFoundError, match="gsm8k/test.jsonl"):
+    with pytest.raises(FileNotFoundError, match=r"gsm8k/test\.jsonl"):
         load_gsm8k(tmp_path, "test")
 
 

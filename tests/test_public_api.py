@@ -19,6 +19,7 @@ PINNED = {
         "Distiller",
         "Embedder",
         "EmbedderError",
+        "EdgeExperienceStore",
         "EngineStats",
         "Episode",
         "EpisodeQueue",
@@ -70,7 +71,7 @@ PINNED = {
         "ProbingEmbedder",
         "normalize",
     },
-    "expscale_core.store": {"ExperienceStore", "QdrantExperienceStore", "Vector"},
+    "expscale_core.store": {"EdgeExperienceStore", "ExperienceStore", "QdrantExperienceStore", "Vector"},
     "expscale_core.distill": {
         "Action",
         "DistillCandidate",

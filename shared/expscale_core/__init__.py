@@ -4,6 +4,8 @@ Capture episodes, distill them in the background into compact experiences, store
 retrieve them for new queries, and refine the store over time (arXiv 2509.18771).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from expscale_core.capture import EpisodeRecorder, episodes_from_messages, redact_episode
 from expscale_core.distill import Action, Decision, Distiller, LLMDistiller, RulesDistiller
 from expscale_core.embed import CachedEmbedder, Embedder, HashEmbedder, MiniLMEmbedder, OpenAIEmbedder
@@ -43,9 +45,23 @@ from expscale_core.refine import RefineReport
 from expscale_core.retrieve import DEFAULT_HEADER, format_experiences, render_experience
 from expscale_core.scope import Scope
 from expscale_core.settings import ExpscaleSettings
-from expscale_core.store import ExperienceStore, QdrantExperienceStore
+from expscale_core.store import ExperienceStore
+
+if TYPE_CHECKING:
+    from expscale_core.store.edge import EdgeExperienceStore
+    from expscale_core.store.qdrant import QdrantExperienceStore
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # The stores' engines (qdrant-edge, qdrant-client) load only when a store is used.
+    if name in ("EdgeExperienceStore", "QdrantExperienceStore"):
+        from expscale_core import store
+
+        return getattr(store, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_HEADER",
@@ -56,6 +72,7 @@ __all__ = [
     "ConfigError",
     "Decision",
     "Distiller",
+    "EdgeExperienceStore",
     "Embedder",
     "EmbedderError",
     "EngineStats",

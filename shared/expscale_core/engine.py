@@ -230,7 +230,15 @@ class ExperienceEngine:
         handled = self.distill_pending(limit=self.distill_settings.batch_size, ignore_delay=draining)
         handled += self._flush_credits()
         self._maybe_refine()
+        if not handled:
+            self._maintain_store()
         return handled
+
+    def _maintain_store(self) -> None:
+        try:
+            self.store.maintain()
+        except ExpscaleError as exc:
+            log.warning("store housekeeping failed, will try again later: %s", exc)
 
     def run_pending(self) -> int:
         """Do all queued work now, on this thread: distill every pending episode (ignoring the capture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from expscale_core.distill.base import Distiller
@@ -15,7 +16,7 @@ from expscale_core.errors import ConfigError
 from expscale_core.llm import LLM, OpenAILLM
 from expscale_core.queue import EpisodeQueue
 from expscale_core.settings import ExpscaleSettings
-from expscale_core.store.qdrant import QdrantExperienceStore
+from expscale_core.store.base import ExperienceStore
 
 if TYPE_CHECKING:
     import openai
@@ -65,7 +66,13 @@ def build_embedder(settings: ExpscaleSettings) -> Embedder:
     return CachedEmbedder(inner, cache_size=s.cache_size, batch_size=s.batch_size)
 
 
-def build_store(settings: ExpscaleSettings) -> QdrantExperienceStore:
+def build_store(settings: ExpscaleSettings, dimension: int) -> ExperienceStore:
+    """A server store for ``store.url``; else the embedded Qdrant Edge store in the data dir, migrating a
+    data dir written by expscale 0.1 (qdrant-client's local folder) first."""
+    from expscale_core.store.edge import EdgeExperienceStore
+    from expscale_core.store.migrate import legacy_collection_dir, migrate_legacy
+    from expscale_core.store.qdrant import QdrantExperienceStore
+
     s = settings.store
     if s.url and s.path:
         raise ConfigError(
@@ -76,11 +83,13 @@ def build_store(settings: ExpscaleSettings) -> QdrantExperienceStore:
         return QdrantExperienceStore.open(
             url=s.url, api_key=s.api_key.get_secret_value() if s.api_key else None, collection=s.collection
         )
-    path = settings.qdrant_path()
-    if path == ":memory:":
-        return QdrantExperienceStore.open(location=":memory:", collection=s.collection)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return QdrantExperienceStore.open(path=path, collection=s.collection)
+    if s.path == ":memory:":
+        return EdgeExperienceStore.temporary()
+    target = settings.store_path()
+    legacy_root = Path(settings.qdrant_path())
+    if legacy_collection_dir(legacy_root, s.collection) is not None and not (target / "edge_config.json").exists():
+        migrate_legacy(legacy_root, s.collection, target, dimension)
+    return EdgeExperienceStore(target)
 
 
 def build_engine(cls: type[ExperienceEngine], settings: ExpscaleSettings | None, **overrides: Any) -> ExperienceEngine:
@@ -98,7 +107,7 @@ def build_engine(cls: type[ExperienceEngine], settings: ExpscaleSettings | None,
         if llm is not None
         else RulesDistiller()
     )
-    store = overrides.pop("store", None) or build_store(settings)
+    store = overrides.pop("store", None) or build_store(settings, embedder.dimension)
     try:
         store.ensure_collection(embedder.dimension)
         queue = overrides.pop("queue", None) or EpisodeQueue(settings.queue_path(), delay_s=settings.distill.delay_s)

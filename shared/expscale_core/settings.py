@@ -49,7 +49,8 @@ class EmbedderSettings(BaseModel):
 
 
 class StoreSettings(BaseModel):
-    """Where experiences live: a server at ``url``, or embedded at ``path`` (default ``<data_dir>/qdrant``)."""
+    """Where experiences live: a Qdrant server at ``url``, or embedded (Qdrant Edge) under ``path``
+    (default ``<data_dir>/store``); ``path=":memory:"`` is a temporary store deleted on close."""
 
     url: str | None = None
     api_key: SecretStr | None = None
@@ -141,8 +142,14 @@ class ExpscaleSettings(BaseSettings):
         return self
 
     def qdrant_path(self) -> str:
-        """The embedded Qdrant location: ``store.path`` if set, else ``<data_dir>/qdrant``."""
+        """Where expscale 0.1 kept its embedded qdrant-client folder: ``store.path`` if set, else
+        ``<data_dir>/qdrant`` (read only to migrate it)."""
         return self.store.path or str(self.data_dir / "qdrant")
+
+    def store_path(self) -> Path:
+        """The embedded Qdrant Edge store: ``<store.path or data_dir/store>/<collection>``."""
+        root = Path(self.store.path) if self.store.path else self.data_dir / "store"
+        return root / self.store.collection
 
     def queue_path(self) -> str:
         return str(self.data_dir / "episodes.sqlite3")

@@ -152,7 +152,7 @@ class ScriptedLLM:
 
 
 class FlakyStore:
-    """A real in-memory Qdrant store whose operations raise ``StoreError`` while ``broken`` is set.
+    """A real (temporary) Qdrant Edge store whose operations raise ``StoreError`` while ``broken`` is set.
 
     ``operations`` limits the failure to some methods (e.g. ``{"upsert"}``); by default every data
     operation fails. ``close`` always works.
@@ -162,12 +162,13 @@ class FlakyStore:
         >>> store.ensure_collection(8); store.count()
         0
         >>> store.broken = False
+        >>> store.close()
     """
 
     def __init__(self, *, broken: bool = True, operations: set[str] | None = None) -> None:
-        from expscale_core.store.qdrant import QdrantExperienceStore
+        from expscale_core.store.edge import EdgeExperienceStore
 
-        self.inner = QdrantExperienceStore.open(location=":memory:")
+        self.inner = EdgeExperienceStore.temporary()
         self.broken = broken
         self.operations = operations
 
@@ -198,7 +199,7 @@ def make_engine(
     refine: RefineSettings | None = None,
     scope: Any = None,
 ) -> ExperienceEngine:
-    """An engine on in-memory Qdrant with the hash embedder and no capture delay, for tests.
+    """An engine on a temporary Qdrant Edge store (the default) with the hash embedder and no capture delay.
 
     With ``llm`` and no ``distiller``, it distills with :class:`LLMDistiller`; otherwise with rules.
     Periodic refinement is off unless ``refine`` turns it on.
@@ -207,11 +208,11 @@ def make_engine(
     from expscale_core.distill.rules import RulesDistiller
     from expscale_core.engine import ExperienceEngine
     from expscale_core.queue import EpisodeQueue
-    from expscale_core.store.qdrant import QdrantExperienceStore
+    from expscale_core.store.edge import EdgeExperienceStore
 
     embedder = embedder or HashEmbedder()
     distill = distill or DistillSettings(delay_s=0.0, idle_s=0.0, retry_backoff_s=0.05)
-    store = store or QdrantExperienceStore.open(location=":memory:")
+    store = store or EdgeExperienceStore.temporary()
     store.ensure_collection(embedder.dimension)
     return ExperienceEngine(
         store=store,

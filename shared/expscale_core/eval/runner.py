@@ -21,7 +21,7 @@ from expscale_core.llm import LLM
 from expscale_core.queue import EpisodeQueue
 from expscale_core.scoring import count_tokens
 from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
-from expscale_core.store.qdrant import QdrantExperienceStore
+from expscale_core.store.edge import EdgeExperienceStore
 
 __all__ = [
     "ARMS",
@@ -132,7 +132,7 @@ def _engine(arm: str, config: EvalConfig, embedder: Embedder, llm: LLM | None) -
         assert llm is not None
         distiller = LLMDistiller(llm)
     refining = arm in ("expscale", "rules", "llm-refine")
-    store = QdrantExperienceStore.open(location=":memory:")
+    store = EdgeExperienceStore.temporary()
     store.ensure_collection(embedder.dimension)
     return ExperienceEngine(
         store=store,

@@ -68,4 +68,9 @@ class ExperienceStore(Protocol):
         """Delete every record a read with ``scope`` would see; return how many."""
         ...
 
+    def maintain(self) -> bool:
+        """Background housekeeping (index building, compaction) when it is due; the engine calls it from its
+        worker, never on a caller's thread. Returns True when it did something. May do nothing."""
+        ...
+
     def close(self) -> None: ...

@@ -15,6 +15,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from expscale_core.errors import CollectionMismatchError, StoreError, StoreLockedError
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
+from expscale_core.store._records import INDEXED_FIELDS, to_payload, to_record, to_vector
 from expscale_core.store.base import Vector
 
 __all__ = ["QdrantExperienceStore"]
@@ -22,7 +23,6 @@ __all__ = ["QdrantExperienceStore"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_INDEXED_FIELDS = ("scope.namespace", "scope.tenant", "scope.agent", "scope.user", "status", "kind")
 _SCROLL_PAGE = 256
 
 
@@ -91,7 +91,7 @@ class QdrantExperienceStore:
             params = qm.VectorParams(size=dimension, distance=qm.Distance.COSINE)
             self._call("create", lambda: self.client.create_collection(self.collection, vectors_config=params))
             if not self._local:
-                for field in _INDEXED_FIELDS:
+                for field in INDEXED_FIELDS:
                     self._call(
                         "index",
                         lambda f=field: self.client.create_payload_index(  # type: ignore[misc]
@@ -118,7 +118,7 @@ class QdrantExperienceStore:
     def upsert(self, items: Sequence[tuple[Experience, Vector]]) -> None:
         if not items:
             return
-        points = [qm.PointStruct(id=e.id, vector=list(v), payload=_payload(e)) for e, v in items]
+        points = [qm.PointStruct(id=e.id, vector=list(v), payload=to_payload(e)) for e, v in items]
         self._call("upsert", lambda: self.client.upsert(self.collection, points=points, wait=True))
 
     def update(self, experiences: Sequence[Experience]) -> None:
@@ -126,7 +126,7 @@ class QdrantExperienceStore:
             return
         ops: list[qm.UpdateOperation] = [
             qm.OverwritePayloadOperation(
-                overwrite_payload=qm.SetPayload(payload=_payload(e), points=[e.id]),
+                overwrite_payload=qm.SetPayload(payload=to_payload(e), points=[e.id]),
             )
             for e in experiences
         ]
@@ -153,7 +153,7 @@ class QdrantExperienceStore:
                 with_payload=True,
             ),
         )
-        return [(_record(p.id, p.payload), float(p.score)) for p in result.points]
+        return [(to_record(p.id, p.payload), float(p.score)) for p in result.points]
 
     def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[tuple[Experience, Vector | None]]:
         if not ids:
@@ -164,7 +164,7 @@ class QdrantExperienceStore:
         )
         by_id = {str(r.id): r for r in records}
         return [
-            (_record(by_id[i].id, by_id[i].payload), _vector(by_id[i].vector) if with_vectors else None)
+            (to_record(by_id[i].id, by_id[i].payload), to_vector(by_id[i].vector) if with_vectors else None)
             for i in ids
             if i in by_id
         ]
@@ -190,7 +190,7 @@ class QdrantExperienceStore:
                 ),
             )
             for r in page:
-                yield _record(r.id, r.payload), _vector(r.vector) if with_vectors else None
+                yield to_record(r.id, r.payload), to_vector(r.vector) if with_vectors else None
             if offset is None:
                 return
 
@@ -209,25 +209,13 @@ class QdrantExperienceStore:
         self._call("delete", lambda: self.client.delete(self.collection, points_selector=selector, wait=True))
         return n
 
+    def maintain(self) -> bool:
+        """Nothing to do: a Qdrant server optimizes by itself, and local mode has no indexes."""
+        return False
+
     def close(self) -> None:
         with self._lock:
             self.client.close()
-
-
-def _payload(e: Experience) -> dict[str, Any]:
-    return e.model_dump(mode="json", exclude={"id"})
-
-
-def _record(point_id: Any, payload: dict[str, Any] | None) -> Experience:
-    return Experience.model_validate({**(payload or {}), "id": str(point_id)})
-
-
-def _vector(raw: Any) -> Vector | None:
-    if raw is None:
-        return None
-    if isinstance(raw, dict):  # named vectors: take the unnamed default
-        raw = raw.get("", next(iter(raw.values()), None))
-    return [float(x) for x in raw] if raw is not None else None
 
 
 def _filter(

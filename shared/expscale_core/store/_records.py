@@ -1,0 +1,43 @@
+"""Experience <-> Qdrant point payload, shared by both store implementations (pure functions)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from expscale_core.experience import Experience
+from expscale_core.scope import Scope
+from expscale_core.store.base import Vector
+
+__all__ = ["INDEXED_FIELDS", "SCOPE_FIELDS", "point_ids", "to_payload", "to_record", "to_vector"]
+
+SCOPE_FIELDS = tuple(f"scope.{name}" for name in Scope.model_fields)
+INDEXED_FIELDS = (*SCOPE_FIELDS, "status", "kind")
+
+
+def to_payload(e: Experience) -> dict[str, Any]:
+    return e.model_dump(mode="json", exclude={"id"})
+
+
+def to_record(point_id: Any, data: dict[str, Any] | None) -> Experience:
+    return Experience.model_validate({**(data or {}), "id": str(point_id)})
+
+
+def to_vector(raw: Any) -> Vector | None:
+    if raw is None:
+        return None
+    if isinstance(raw, dict):  # named vectors: take the unnamed default
+        raw = raw.get("", next(iter(raw.values()), None))
+    return [float(x) for x in raw] if raw is not None else None
+
+
+def point_ids(ids: Iterable[str]) -> list[str]:
+    """The ids that can be Qdrant point ids (UUIDs); others cannot exist in the store and are skipped."""
+    out = []
+    for i in ids:
+        try:
+            out.append(str(uuid.UUID(str(i))))
+        except ValueError:
+            continue
+    return out

@@ -1,0 +1,282 @@
+"""The embedded experience store on Qdrant Edge: the Qdrant engine itself, in-process.
+
+Qdrant Edge keeps segments, a write-ahead log, keyword payload indexes and HNSW in the data dir, so a scoped
+query is answered through the payload index instead of a Python loop over every point (what qdrant-client's
+local mode does). ``qdrant-client`` remains the store for a Qdrant server or cluster (``url=``).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from expscale_core.errors import CollectionMismatchError, StoreError, StoreLockedError
+from expscale_core.experience import Experience, ExperienceStatus
+from expscale_core.scope import Scope
+from expscale_core.store._records import INDEXED_FIELDS, point_ids, to_payload, to_record, to_vector
+from expscale_core.store.base import Vector
+
+if TYPE_CHECKING:
+    import qdrant_edge as qe
+
+__all__ = ["EdgeExperienceStore"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_PAGE = 1024
+_UPSERT_BATCH = 2048
+
+
+class EdgeExperienceStore:
+    """Experiences as points of one Qdrant Edge shard at ``path`` (created on first use).
+
+    One process at a time may open a shard; a second gets :class:`StoreLockedError`. Writes are in the
+    shard's WAL when a call returns. :meth:`maintain` builds HNSW indexes once enough points arrived; the
+    engine calls it from its background worker, never on a caller's thread.
+
+    Example:
+        >>> store = EdgeExperienceStore.temporary()
+        >>> store.ensure_collection(8)
+        >>> store.count()
+        0
+        >>> store.close()
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        optimize_every: int = 20_000,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.optimize_every = optimize_every
+        self._on_close = on_close
+        self._shard: qe.EdgeShard | None = None
+        self._dimension: int | None = None
+        # The shard is shared by the caller's threads and the worker; one lock keeps the binding's calls serial.
+        self._lock = threading.RLock()
+        self._since_optimize = 0
+        self._closed = False
+
+    @classmethod
+    def temporary(cls, **kwargs: Any) -> EdgeExperienceStore:
+        """A store in a fresh temporary folder, deleted on :meth:`close` (tests, evaluations)."""
+        folder = tempfile.mkdtemp(prefix="expscale-edge-")
+        return cls(Path(folder) / "shard", on_close=lambda: shutil.rmtree(folder, ignore_errors=True), **kwargs)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[[qe.EdgeShard], T]) -> T:
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"the experience store at {self.path} is closed")
+            if self._shard is None:
+                raise StoreError(f"Qdrant Edge {what} before ensure_collection(dimension) opened {self.path}")
+            try:
+                return fn(self._shard)
+            except StoreError:
+                raise
+            except Exception as exc:  # the binding raises plain Exception for engine errors
+                raise StoreError(f"Qdrant Edge {what} at {self.path} failed: {exc}") from exc
+
+    def ensure_collection(self, dimension: int) -> None:
+        import qdrant_edge as qe
+
+        with self._lock:
+            if self._shard is not None:
+                if dimension != self._dimension:
+                    raise CollectionMismatchError(self._mismatch(self._dimension, dimension))
+                return
+            if self._closed:
+                raise StoreError(f"the experience store at {self.path} is closed")
+            config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine))
+            exists = (self.path / "edge_config.json").exists()
+            try:
+                if exists:
+                    shard = qe.EdgeShard.load(str(self.path), config)
+                else:
+                    self.path.mkdir(parents=True, exist_ok=True)
+                    shard = qe.EdgeShard.create(str(self.path), config)
+                    for field in INDEXED_FIELDS:
+                        shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+            except Exception as exc:
+                if "incompatible" in str(exc).lower():
+                    raise CollectionMismatchError(
+                        self._mismatch(str(exc).rsplit(":", 1)[-1].strip(), dimension)
+                    ) from exc
+                if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
+                    raise StoreLockedError(
+                        f"the experience store {self.path} is open in another process; an embedded store allows "
+                        "one process at a time. Close the other process, give this one its own "
+                        "EXPSCALE_DATA_DIR, or run a Qdrant server and set EXPSCALE_STORE__URL"
+                    ) from exc
+                raise StoreError(f"could not open the Qdrant Edge store at {self.path}: {exc}") from exc
+            self._shard, self._dimension = shard, dimension
+
+    def _mismatch(self, found: object, dimension: int) -> str:
+        return (
+            f"the experience store at {self.path} does not fit this embedder ({found}; the embedder gives "
+            f"{dimension} dims with cosine distance). "
+            "Use another data dir or collection (EXPSCALE_STORE__COLLECTION), or export, delete and import "
+            "again (`expscale export` / `expscale import` re-embed)"
+        )
+
+    # -- writes --------------------------------------------------------------------------
+
+    def upsert(self, items: Sequence[tuple[Experience, Vector]]) -> None:
+        import qdrant_edge as qe
+
+        for start in range(0, len(items), _UPSERT_BATCH):
+            chunk = items[start : start + _UPSERT_BATCH]
+            points = [qe.Point(e.id, [float(x) for x in v], to_payload(e)) for e, v in chunk]
+            self._call("upsert", lambda s, p=points: s.update(qe.UpdateOperation.upsert_points(p)))  # type: ignore[misc]
+            self._since_optimize += len(chunk)
+
+    def update(self, experiences: Sequence[Experience]) -> None:
+        import qdrant_edge as qe
+
+        def run(shard: qe.EdgeShard) -> None:
+            for e in experiences:
+                shard.update(qe.UpdateOperation.overwrite_payload([e.id], to_payload(e)))
+
+        if experiences:
+            self._call("update", run)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        import qdrant_edge as qe
+
+        valid = point_ids(ids)
+        if valid:
+            self._call("delete", lambda s: s.update(qe.UpdateOperation.delete_points(list(valid))))
+
+    def delete_scope(self, scope: Scope) -> int:
+        import qdrant_edge as qe
+
+        flt = _filter(scope, None) or qe.Filter()
+        n = self.count(scope=scope)
+        self._call("delete", lambda s: s.update(qe.UpdateOperation.delete_points_by_filter(flt)))
+        return n
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def search(
+        self,
+        vector: Vector,
+        *,
+        scope: Scope,
+        limit: int,
+        min_similarity: float | None = None,
+        statuses: Sequence[ExperienceStatus] = (ExperienceStatus.ACTIVE,),
+        exact_scope: bool = False,
+    ) -> list[tuple[Experience, float]]:
+        import qdrant_edge as qe
+
+        request = qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest([float(x) for x in vector]),
+            filter=_filter(scope, statuses, exact=exact_scope),
+            score_threshold=min_similarity,
+            with_payload=True,
+        )
+        points = self._call("query", lambda s: s.query(request))
+        return [(to_record(p.id, p.payload), float(p.score)) for p in points]
+
+    def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[tuple[Experience, Vector | None]]:
+        valid = point_ids(ids)
+        if not valid:
+            return []
+        records = self._call("retrieve", lambda s: s.retrieve(list(valid), True, with_vectors))
+        by_id = {str(r.id): r for r in records}
+        return [
+            (to_record(r.id, r.payload), to_vector(r.vector) if with_vectors else None)
+            for i in ids
+            if (r := by_id.get(str(i))) is not None
+        ]
+
+    def scan(
+        self,
+        *,
+        scope: Scope | None = None,
+        statuses: Sequence[ExperienceStatus] | None = None,
+        with_vectors: bool = False,
+    ) -> Iterator[tuple[Experience, Vector | None]]:
+        import qdrant_edge as qe
+
+        flt = _filter(scope, statuses)
+        offset: Any = None
+        while True:
+            request = qe.ScrollRequest(
+                offset=offset, limit=_PAGE, filter=flt, with_payload=True, with_vector=with_vectors
+            )
+            page, offset = self._call("scroll", lambda s, r=request: s.scroll(r))  # type: ignore[misc]
+            for r in page:
+                yield to_record(r.id, r.payload), to_vector(r.vector) if with_vectors else None
+            if offset is None or not page:
+                return
+
+    def count(self, *, scope: Scope | None = None, statuses: Sequence[ExperienceStatus] | None = None) -> int:
+        import qdrant_edge as qe
+
+        request = qe.CountRequest(exact=True, filter=_filter(scope, statuses))
+        return int(self._call("count", lambda s: s.count(request)))
+
+    # -- housekeeping --------------------------------------------------------------------
+
+    def maintain(self, force: bool = False) -> bool:
+        """Build HNSW indexes and vacuum once ``optimize_every`` points were written since the last time
+        (or now, with ``force``). Blocks this thread while it runs, and other calls on the store wait for
+        it: call it from a background thread while the app is idle (the engine's worker does).
+        Returns True when something was optimized."""
+        if not force and self._since_optimize < self.optimize_every:
+            return False
+        started = time.perf_counter()
+        changed = bool(self._call("optimize", lambda s: s.optimize()))
+        self._since_optimize = 0
+        if changed:
+            log.info("optimized the experience store at %s in %.1f s", self.path, time.perf_counter() - started)
+        return changed
+
+    def flush(self) -> None:
+        self._call("flush", lambda s: s.flush())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            shard, self._shard = self._shard, None
+            if shard is not None:
+                try:
+                    shard.close()
+                except Exception as exc:
+                    raise StoreError(f"closing the Qdrant Edge store at {self.path} failed: {exc}") from exc
+                finally:
+                    if self._on_close is not None:
+                        self._on_close()
+            elif self._on_close is not None:
+                self._on_close()
+
+
+def _filter(
+    scope: Scope | None, statuses: Sequence[ExperienceStatus] | None, *, exact: bool = False
+) -> qe.Filter | None:
+    import qdrant_edge as qe
+
+    must: list[Any] = []
+    if scope is not None:
+        conditions = scope.conditions()
+        must += [
+            qe.FieldCondition(key=f"scope.{name}", match=qe.MatchValue(value)) for name, value in conditions.items()
+        ]
+        if exact:
+            must += [qe.IsNullCondition(f"scope.{name}") for name in Scope.model_fields if name not in conditions]
+    if statuses is not None:
+        must.append(qe.FieldCondition(key="status", match=qe.MatchAny([s.value for s in statuses])))
+    return qe.Filter(must=must) if must else None
