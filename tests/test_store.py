@@ -1,3 +1,6 @@
+"""One conformance suite for every ExperienceStore: Qdrant Edge (the embedded default) in a temp dir,
+qdrant-client in local mode, and a Qdrant server when QDRANT_URL is set."""
+
 from __future__ import annotations
 
 import os
@@ -10,51 +13,61 @@ from pathlib import Path
 import pytest
 from expscale_core import (
     CollectionMismatchError,
-    Experience,
+    EdgeExperienceStore,
+    Episode,
+    ExperienceEngine,
     ExperienceStatus,
+    ExpscaleSettings,
+    Outcome,
     QdrantExperienceStore,
     Scope,
-    StoreLockedError,
+    StoreError,
 )
+from expscale_core.experience import Experience
+from expscale_core.store.base import ExperienceStore
 from expscale_core.testing import HashEmbedder
 
 EMB = HashEmbedder(64)
 
 
 def _backends() -> list[object]:
-    params: list[object] = ["memory"]
-    params.append(
+    return [
+        "edge",
+        "qdrant-local",
         pytest.param(
             "server",
             marks=[
                 pytest.mark.qdrant_server,
                 pytest.mark.skipif(not os.environ.get("QDRANT_URL"), reason="QDRANT_URL unset"),
             ],
-        )
-    )
-    return params
+        ),
+    ]
 
 
 @pytest.fixture(params=_backends())
-def store(request: pytest.FixtureRequest) -> Iterator[QdrantExperienceStore]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ExperienceStore]:
+    s: ExperienceStore
     if request.param == "server":
         s = QdrantExperienceStore.open(url=os.environ["QDRANT_URL"], collection=f"test_{uuid.uuid4().hex[:8]}")
-    else:
+    elif request.param == "qdrant-local":
         s = QdrantExperienceStore.open(location=":memory:")
+    else:
+        s = EdgeExperienceStore(tmp_path / "edge")
     s.ensure_collection(EMB.dimension)
     yield s
     if request.param == "server":
+        assert isinstance(s, QdrantExperienceStore)
         s.client.delete_collection(s.collection)
     s.close()
 
 
-def _put(store: QdrantExperienceStore, content: str, scope: Scope, **kw: object) -> Experience:
+def _put(store: ExperienceStore, content: str, scope: Scope, **kw: object) -> Experience:
     exp = Experience(kind="fact", content=content, scope=scope, **kw)  # type: ignore[arg-type]
     store.upsert([(exp, EMB.embed([exp.embedding_text()])[0])])
     return exp
 
 
-def test_scope_filters_apply_inside_the_query(store: QdrantExperienceStore) -> None:
+def test_scope_filters_apply_inside_the_query(store: ExperienceStore) -> None:
     a = _put(store, "refunds take five days", Scope(namespace="shop", agent="a"))
     _put(store, "refunds take five days", Scope(namespace="shop", agent="b"))
     _put(store, "refunds take five days", Scope(namespace="other"))
@@ -66,53 +79,161 @@ def test_scope_filters_apply_inside_the_query(store: QdrantExperienceStore) -> N
     assert len(store.search(vec, scope=Scope(namespace="shop"), limit=10)) == 2
 
 
-def test_inactive_entries_are_not_served(store: QdrantExperienceStore) -> None:
+def test_exact_scope_sees_only_records_written_to_exactly_that_scope(store: ExperienceStore) -> None:
+    team = _put(store, "deploys on tuesday", Scope(namespace="acme"))
+    _put(store, "deploys on tuesday", Scope(namespace="acme", user="alice"))
+    vec = EMB.embed(["when do we deploy"])[0]
+    assert len(store.search(vec, scope=Scope(namespace="acme"), limit=10)) == 2
+    exact = store.search(vec, scope=Scope(namespace="acme"), limit=10, exact_scope=True)
+    assert [e.id for e, _ in exact] == [team.id]
+
+
+def test_similarity_is_cosine_best_first_with_a_floor(store: ExperienceStore) -> None:
+    near = _put(store, "reset the router to fix the wifi", Scope())
+    _put(store, "bake bread at 220 degrees", Scope())
+    hits = store.search(EMB.embed(["reset the router to fix the wifi"])[0], scope=Scope(), limit=10)
+    assert hits[0][0].id == near.id and hits[0][1] == pytest.approx(1.0, abs=1e-3)
+    assert all(-1.0 <= s <= 1.0 for _, s in hits) and [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+    floor = store.search(EMB.embed(["reset the router"])[0], scope=Scope(), limit=10, min_similarity=0.3)
+    assert [e.id for e, _ in floor] == [near.id]
+
+
+def test_inactive_entries_are_not_served(store: ExperienceStore) -> None:
     live = _put(store, "use the v2 endpoint", Scope())
     _put(store, "use the v1 endpoint", Scope(), status=ExperienceStatus.SUPERSEDED)
     _put(store, "use the v0 endpoint", Scope(), status=ExperienceStatus.ARCHIVED)
+    _put(store, "use the evil endpoint", Scope(), status=ExperienceStatus.QUARANTINED)
     hits = store.search(EMB.embed(["which endpoint"])[0], scope=Scope(), limit=10)
     assert [e.id for e, _ in hits] == [live.id]
     assert store.count(statuses=[ExperienceStatus.ARCHIVED]) == 1
+    assert store.count() == 4
 
 
-def test_update_keeps_vector_and_round_trips_payload(store: QdrantExperienceStore) -> None:
-    exp = _put(store, "cache the token", Scope())
+def test_update_keeps_vector_and_round_trips_payload(store: ExperienceStore) -> None:
+    exp = _put(store, "cache the token", Scope(namespace="n", tenant="t", agent="a", user="u"))
     store.update([exp.model_copy(update={"helpful": 3})])
     ((got, vec),) = store.get([exp.id], with_vectors=True)
-    assert got.helpful == 3 and got.content == "cache the token"
-    assert vec is not None and len(vec) == EMB.dimension
+    assert got.helpful == 3 and got.content == "cache the token" and got.scope == exp.scope
+    assert got.model_dump(exclude={"helpful"}) == exp.model_dump(exclude={"helpful"})
+    assert vec is not None and vec == pytest.approx(EMB.embed([exp.embedding_text()])[0], abs=1e-6)
     assert [e.id for e, _ in store.scan()] == [exp.id]
 
 
-def test_delete_scope(store: QdrantExperienceStore) -> None:
+def test_get_keeps_the_order_given_and_skips_missing_or_malformed_ids(store: ExperienceStore) -> None:
+    a, b = _put(store, "a", Scope()), _put(store, "b", Scope())
+    got = store.get([b.id, str(uuid.uuid4()), "not-a-uuid", a.id])
+    assert [e.id for e, _ in got] == [b.id, a.id]
+
+
+def test_scan_pages_through_everything_with_filters(store: ExperienceStore) -> None:
+    items = [
+        Experience(kind="fact", content=f"fact {i}", scope=Scope(namespace="big" if i % 2 else "small"))
+        for i in range(1500)
+    ]
+    store.upsert([(e, EMB.embed([e.content])[0]) for e in items])
+    assert len({e.id for e, _ in store.scan()}) == 1500
+    assert store.count(scope=Scope(namespace="big")) == 750
+    assert sum(1 for _ in store.scan(scope=Scope(namespace="small"), with_vectors=True)) == 750
+
+
+def test_delete_and_delete_scope(store: ExperienceStore) -> None:
     _put(store, "x", Scope(namespace="gone", user="u"))
     keep = _put(store, "y", Scope(namespace="kept"))
+    other = _put(store, "z", Scope(namespace="kept"))
     assert store.delete_scope(Scope(namespace="gone")) == 1
+    store.delete([other.id, "not-a-uuid"])
     assert [e.id for e, _ in store.scan()] == [keep.id]
 
 
-def test_dimension_mismatch_says_how_to_fix(tmp_path: Path) -> None:
-    s = QdrantExperienceStore.open(path=str(tmp_path / "q"))
-    s.ensure_collection(64)
+def test_edge_data_survives_a_restart_and_mismatches_say_how_to_fix(tmp_path: Path) -> None:
+    s = EdgeExperienceStore(tmp_path / "edge")
+    s.ensure_collection(EMB.dimension)
+    exp = _put(s, "persisted lesson", Scope())
     s.close()
-    reopened = QdrantExperienceStore.open(path=str(tmp_path / "q"))
-    with pytest.raises(CollectionMismatchError, match=r"64 dims.*384 dims.*EXPSCALE_STORE__COLLECTION"):
-        reopened.ensure_collection(384)
+    reopened = EdgeExperienceStore(tmp_path / "edge")
+    reopened.ensure_collection(EMB.dimension)
+    assert [e.id for e, _ in reopened.scan()] == [exp.id]
     reopened.close()
+    wrong = EdgeExperienceStore(tmp_path / "edge")
+    with pytest.raises(CollectionMismatchError, match=r"384 dims.*EXPSCALE_STORE__COLLECTION"):
+        wrong.ensure_collection(384)
+    wrong.close()
+    with pytest.raises(StoreError, match="closed"):
+        reopened.count()
 
 
-def test_second_process_gets_a_clear_error(tmp_path: Path) -> None:
+def test_edge_maintain_builds_the_index_when_due(tmp_path: Path) -> None:
+    s = EdgeExperienceStore(tmp_path / "edge", optimize_every=100)
+    s.ensure_collection(EMB.dimension)
+    assert s.maintain() is False, "nothing written yet"
+    s.upsert([(e, EMB.embed([e.content])[0]) for e in (Experience(kind="fact", content=f"f{i}") for i in range(150))])
+    s.maintain()
+    assert s.count() == 150 and s.maintain() is False, "not due again until more is written"
+    s.close()
+
+
+@pytest.mark.parametrize("opener", ["edge", "qdrant-local"])
+def test_second_process_gets_a_clear_error(tmp_path: Path, opener: str) -> None:
     path = str(tmp_path / "q")
-    s = QdrantExperienceStore.open(path=path)
+    held: ExperienceStore
+    if opener == "edge":
+        held = EdgeExperienceStore(path)
+        held.ensure_collection(8)
+        open_it = f"s = EdgeExperienceStore({path!r}); s.ensure_collection(8)"
+    else:
+        held = QdrantExperienceStore.open(path=path)
+        open_it = f"QdrantExperienceStore.open(path={path!r})"
     code = (
-        "import sys\nfrom expscale_core import QdrantExperienceStore, StoreLockedError\n"
-        f"try:\n    QdrantExperienceStore.open(path={path!r})\n"
+        "import sys\nfrom expscale_core import EdgeExperienceStore, QdrantExperienceStore, StoreLockedError\n"
+        f"try:\n    {open_it}\n"
         "except StoreLockedError as e:\n    print('LOCKED', e); sys.exit(0)\nsys.exit(1)\n"
     )
     try:
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     finally:
-        s.close()
-    assert result.returncode == 0, result.stderr
+        held.close()
+    assert result.returncode == 0, result.stdout + result.stderr
     assert "LOCKED" in result.stdout and "EXPSCALE_STORE__URL" in result.stdout
-    assert StoreLockedError.__mro__[1].__name__ == "StoreError"
+
+
+def _legacy_data_dir(data_dir: Path) -> list[Experience]:
+    """A data dir as expscale 0.1 wrote it: qdrant-client's local folder at <data_dir>/qdrant."""
+    legacy = QdrantExperienceStore.open(path=str(data_dir / "qdrant"), collection="expscale_experiences")
+    legacy.ensure_collection(EMB.dimension)
+    items = [
+        Experience(
+            kind="fact", content=f"lesson {i}", applicability=f"when {i}", helpful=i, scope=Scope(user=f"u{i % 3}")
+        )
+        for i in range(40)
+    ]
+    items[3] = items[3].model_copy(update={"status": ExperienceStatus.SUPERSEDED})
+    legacy.upsert([(e, EMB.embed([e.embedding_text()])[0]) for e in items])
+    legacy.close()
+    return items
+
+
+def test_a_data_dir_from_expscale_0_1_is_migrated_losslessly_with_a_backup(tmp_path: Path) -> None:
+    items = _legacy_data_dir(tmp_path)
+    settings = ExpscaleSettings(data_dir=tmp_path, embedder={"provider": "hash", "hash_dimension": 64})
+    with ExperienceEngine.from_settings(settings, autostart=False) as engine:
+        assert isinstance(engine.store, EdgeExperienceStore)
+        got = {e.id: (e, v) for e, v in engine.store.scan(with_vectors=True)}
+        assert set(got) == {e.id for e in items}
+        for e in items:
+            assert got[e.id][0] == e
+            assert got[e.id][1] == pytest.approx(EMB.embed([e.embedding_text()])[0], abs=1e-6)
+        engine.record(Episode(input="new after migration", output="ok", outcome=Outcome(score=1)))
+        engine.run_pending()
+    assert (tmp_path / "qdrant.pre-edge-backup" / "collection" / "expscale_experiences").exists()
+    assert not (tmp_path / "qdrant").exists()
+    with ExperienceEngine.from_settings(settings, autostart=False) as engine:  # a second start does nothing more
+        assert engine.store.count() == 41
+
+
+def test_a_failed_migration_leaves_the_old_store_untouched(tmp_path: Path) -> None:
+    _legacy_data_dir(tmp_path)
+    wrong_dims = ExpscaleSettings(data_dir=tmp_path, embedder={"provider": "hash", "hash_dimension": 32})
+    with pytest.raises(CollectionMismatchError):
+        ExperienceEngine.from_settings(wrong_dims, autostart=False)
+    assert (tmp_path / "qdrant" / "collection" / "expscale_experiences" / "storage.sqlite").exists()
+    assert not (tmp_path / "store" / "expscale_experiences").exists()

@@ -10,7 +10,7 @@ from expscale_core.experience import Experience
 from expscale_core.scope import Scope
 from expscale_core.store.base import Vector
 
-__all__ = ["INDEXED_FIELDS", "SCOPE_FIELDS", "point_ids", "to_payload", "to_record", "to_vector"]
+__all__ = ["INDEXED_FIELDS", "SCOPE_FIELDS", "clamp_score", "point_ids", "to_payload", "to_record", "to_vector"]
 
 SCOPE_FIELDS = tuple(f"scope.{name}" for name in Scope.model_fields)
 INDEXED_FIELDS = (*SCOPE_FIELDS, "status", "kind")
@@ -41,3 +41,8 @@ def point_ids(ids: Iterable[str]) -> list[str]:
         except ValueError:
             continue
     return out
+
+
+def clamp_score(score: float) -> float:
+    """Cosine scores are in [-1, 1]; float error can put an identical vector at 1.0000001."""
+    return min(1.0, max(-1.0, float(score)))

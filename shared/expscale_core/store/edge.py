@@ -20,6 +20,7 @@ from expscale_core.errors import CollectionMismatchError, StoreError, StoreLocke
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
 from expscale_core.store._records import INDEXED_FIELDS, point_ids, to_payload, to_record, to_vector
+from expscale_core.store._records import clamp_score as _clamp
 from expscale_core.store.base import Vector
 
 if TYPE_CHECKING:
@@ -186,7 +187,7 @@ class EdgeExperienceStore:
             with_payload=True,
         )
         points = self._call("query", lambda s: s.query(request))
-        return [(to_record(p.id, p.payload), float(p.score)) for p in points]
+        return [(to_record(p.id, p.payload), _clamp(p.score)) for p in points]
 
     def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[tuple[Experience, Vector | None]]:
         valid = point_ids(ids)

@@ -15,7 +15,8 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from expscale_core.errors import CollectionMismatchError, StoreError, StoreLockedError
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
-from expscale_core.store._records import INDEXED_FIELDS, to_payload, to_record, to_vector
+from expscale_core.store._records import INDEXED_FIELDS, point_ids, to_payload, to_record, to_vector
+from expscale_core.store._records import clamp_score as _clamp
 from expscale_core.store.base import Vector
 
 __all__ = ["QdrantExperienceStore"]
@@ -153,14 +154,15 @@ class QdrantExperienceStore:
                 with_payload=True,
             ),
         )
-        return [(to_record(p.id, p.payload), float(p.score)) for p in result.points]
+        return [(to_record(p.id, p.payload), _clamp(p.score)) for p in result.points]
 
     def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[tuple[Experience, Vector | None]]:
-        if not ids:
+        valid = point_ids(ids)
+        if not valid:
             return []
         records = self._call(
             "retrieve",
-            lambda: self.client.retrieve(self.collection, ids=list(ids), with_vectors=with_vectors),
+            lambda: self.client.retrieve(self.collection, ids=valid, with_vectors=with_vectors),
         )
         by_id = {str(r.id): r for r in records}
         return [
@@ -199,8 +201,8 @@ class QdrantExperienceStore:
         return self._call("count", lambda: self.client.count(self.collection, count_filter=flt, exact=True)).count
 
     def delete(self, ids: Sequence[str]) -> None:
-        if ids:
-            selector = qm.PointIdsList(points=list(ids))
+        if valid := point_ids(ids):
+            selector = qm.PointIdsList(points=list(valid))
             self._call("delete", lambda: self.client.delete(self.collection, points_selector=selector, wait=True))
 
     def delete_scope(self, scope: Scope) -> int:
