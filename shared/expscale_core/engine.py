@@ -116,9 +116,11 @@ class ExperienceEngine:
     # -- capture -------------------------------------------------------------------------
 
     def record(self, episode: Episode, *, scope: ScopeLike = None) -> str:
-        """Persist a finished episode for background distillation; returns its id.
+        """Queue a finished episode for background distillation; returns its id.
 
-        The episode is durable when this returns. Distillation happens later on the worker thread.
+        Cheap on the caller's thread: the episode is buffered and committed by the queue's writer within
+        ``capture.commit_interval_s`` (see :meth:`EpisodeQueue.put` for the exact durability contract;
+        :meth:`flush` and :meth:`close` commit at once). Distillation happens later on the worker thread.
         """
         if not isinstance(episode, Episode):
             raise TypeError(
@@ -129,9 +131,15 @@ class ExperienceEngine:
             episode = episode.model_copy(update={"scope": Scope.coerce(scope)})
         elif episode.scope == Scope() and self.scope != Scope():
             episode = episode.model_copy(update={"scope": self.scope})
-        self.queue.put(episode)
+        # Without autostart nothing runs in the background, so the episode is committed right here.
+        self.queue.put(episode, wait=not self._autostart)
+        self._worker.touch()  # capture is app activity: the worker keeps out of its way
         self._wake()
         return episode.id
+
+    def flush(self) -> None:
+        """Commit every captured episode to the durable queue now."""
+        self.queue.flush()
 
     def feedback(
         self,

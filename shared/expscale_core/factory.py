@@ -110,7 +110,11 @@ def build_engine(cls: type[ExperienceEngine], settings: ExpscaleSettings | None,
     store = overrides.pop("store", None) or build_store(settings, embedder.dimension)
     try:
         store.ensure_collection(embedder.dimension)
-        queue = overrides.pop("queue", None) or EpisodeQueue(settings.queue_path(), delay_s=settings.distill.delay_s)
+        queue = overrides.pop("queue", None) or EpisodeQueue(
+            settings.queue_path(),
+            delay_s=settings.distill.delay_s,
+            commit_interval_s=settings.capture.commit_interval_s,
+        )
     except Exception:
         store.close()
         raise

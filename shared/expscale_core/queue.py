@@ -3,15 +3,24 @@
 An episode is committed here before anything else happens to it, and leaves the ``pending``
 state only once its experiences are in the store. A claim is a lease: if the process dies while
 distilling, the lease runs out and the episode is claimed again.
+
+Capture uses group commit (``put(..., wait=False)``): the caller's thread only appends to an in-memory
+buffer, and a writer thread commits the buffer in one transaction every ``commit_interval_s``. Every
+other operation of the queue commits the buffer first, so nothing reads around it. The durability
+contract is in :meth:`EpisodeQueue.put`.
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import socket
 import sqlite3
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +33,19 @@ from expscale_core.scope import Scope
 __all__ = ["EpisodeQueue"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+_LIVE: weakref.WeakSet[EpisodeQueue] = weakref.WeakSet()
+
+
+@atexit.register
+def _commit_on_exit() -> None:
+    # A normal interpreter exit commits what capture buffered; only a hard kill can lose it.
+    for queue in list(_LIVE):
+        try:
+            queue.flush()
+        except Exception as exc:
+            log.error("expscale: could not commit captured episodes at exit: %s", exc)
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS episodes (
@@ -72,12 +94,24 @@ class EpisodeQueue:
         *,
         delay_s: float = 0.0,
         lease_s: float = 600.0,
+        commit_interval_s: float = 0.05,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if not 0 <= commit_interval_s <= 60:
+            raise ValueError(
+                f"commit_interval_s must be in [0, 60] seconds, got {commit_interval_s!r}; "
+                "set EXPSCALE_CAPTURE__COMMIT_INTERVAL_S (0 commits inside record())"
+            )
         self.path = str(path)
         self.delay_s = delay_s
         self.lease_s = lease_s
+        self.commit_interval_s = commit_interval_s
         self._clock = clock
+        self._buffer: deque[Episode] = deque()
+        self._writer: threading.Thread | None = None
+        self._writer_wake = threading.Event()
+        self._closed_event = threading.Event()
+        self._closing = False
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -90,6 +124,7 @@ class EpisodeQueue:
         self._lock = threading.Lock()
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
         self._release_dead_owners()
+        _LIVE.add(self)
 
     def _release_dead_owners(self) -> None:
         """Claims held by a process on this host that no longer runs go back to pending now,
@@ -104,19 +139,30 @@ class EpisodeQueue:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; buffered captures are committed in it first, so every operation sees them."""
         with self._lock:
+            batch: list[Episode] = []
+            while self._buffer:
+                batch.append(self._buffer.popleft())
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
+                    if batch:
+                        self._insert(self._db, batch)
                     yield self._db
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
                 self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise QueueError(f"episode queue at {self.path} failed: {exc}") from exc
+            except BaseException as exc:
+                self._buffer.extendleft(reversed(batch))  # not committed: keep them for the next try
+                if isinstance(exc, sqlite3.Error):
+                    raise QueueError(f"episode queue at {self.path} failed: {exc}") from exc
+                raise
 
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._buffer:
+            self.flush()
         with self._lock:
             try:
                 return fn(self._db)
@@ -125,10 +171,57 @@ class EpisodeQueue:
 
     # -- capture ---------------------------------------------------------------------------
 
-    def put(self, episode: Episode) -> None:
-        """Persist ``episode`` as pending. Re-recording an id replaces it and keeps its outcome."""
+    def put(self, episode: Episode, *, wait: bool = True) -> None:
+        """Queue ``episode`` as pending. Re-recording an id replaces it and keeps its outcome.
+
+        Durability: with ``wait=True`` (or ``commit_interval_s=0``) the episode is committed to SQLite (WAL)
+        when this returns and survives a crash of the process. With ``wait=False`` (what capture uses) it is
+        in this process's memory when this returns, and committed by the writer thread within about
+        ``commit_interval_s``, or sooner by any other queue operation, :meth:`flush` or :meth:`close`, and at
+        normal interpreter exit. A kill -9 or power loss can lose only episodes captured in the last commit
+        interval; a failed commit (a full disk) keeps them in memory and retries.
+        """
+        if self._closing:
+            raise QueueError(f"episode queue at {self.path} is closed; the episode was not queued")
+        if wait or self.commit_interval_s == 0:
+            with self._tx() as db:
+                self._insert(db, [episode])
+            return
+        self._buffer.append(episode)
+        if self._writer is None:
+            self._start_writer()
+        self._writer_wake.set()
+
+    def flush(self) -> None:
+        """Commit everything captured so far."""
+        if self._buffer:
+            with self._tx():
+                pass
+
+    def _start_writer(self) -> None:
+        with self._lock:
+            if self._writer is None and not self._closing:
+                self._writer = threading.Thread(target=self._write_loop, name="expscale-capture", daemon=True)
+                self._writer.start()
+
+    def _write_loop(self) -> None:
+        backoff = self.commit_interval_s
+        while not self._closing:
+            self._writer_wake.wait()
+            self._writer_wake.clear()
+            if self._closed_event.wait(backoff):  # a burst of captures shares one commit; close() flushes
+                return
+            try:
+                self.flush()
+                backoff = self.commit_interval_s
+            except QueueError as exc:
+                backoff = min(max(backoff * 2, 0.5), 30.0)
+                log.warning("expscale: %d captured episodes wait in memory, commit failed: %s", len(self._buffer), exc)
+                self._writer_wake.set()
+
+    def _insert(self, db: sqlite3.Connection, episodes: Sequence[Episode]) -> None:
         now = self._clock()
-        with self._tx() as db:
+        for episode in episodes:
             row = db.execute("SELECT payload FROM episodes WHERE id=?", (episode.id,)).fetchone()
             early = db.execute("SELECT payload FROM early_outcomes WHERE episode_id=?", (episode.id,)).fetchone()
             if episode.outcome is None and row is not None:
@@ -383,8 +476,18 @@ class EpisodeQueue:
             return len(ids)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        """Commit what capture buffered, stop the writer, close the database."""
+        self._closing = True
+        self._closed_event.set()
+        self._writer_wake.set()
+        if self._writer is not None:
+            self._writer.join(timeout=5)
+        try:
+            self.flush()
+        finally:
+            _LIVE.discard(self)
+            with self._lock:
+                self._db.close()
 
 
 def _is_dead(owner: str | None, host: str) -> bool:

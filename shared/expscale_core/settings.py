@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "CaptureSettings",
     "DistillSettings",
     "EmbedderSettings",
     "ExpscaleSettings",
@@ -56,6 +57,18 @@ class StoreSettings(BaseModel):
     api_key: SecretStr | None = None
     path: str | None = None
     collection: str = Field(default="expscale_experiences", min_length=1)
+
+
+class CaptureSettings(BaseModel):
+    """How captured episodes reach the durable queue."""
+
+    commit_interval_s: float = Field(
+        default=0.05,
+        ge=0,
+        le=60,
+        description="group commit: record() only buffers in memory and a writer thread commits within this "
+        "interval (a kill -9 can lose the last interval's episodes); 0 commits inside record()",
+    )
 
 
 class DistillSettings(BaseModel):
@@ -126,6 +139,7 @@ class ExpscaleSettings(BaseSettings):
 
     data_dir: Path = Path(".expscale")
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    capture: CaptureSettings = Field(default_factory=CaptureSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     distill: DistillSettings = Field(default_factory=DistillSettings)

@@ -61,6 +61,10 @@ class BackgroundWorker:
                 self._last_request = time.monotonic()
                 self._wake.notify_all()
 
+    def touch(self) -> None:
+        """Count a short caller action (a capture) as activity, without taking the worker's lock."""
+        self._last_request = time.monotonic()
+
     @contextmanager
     def draining(self) -> Iterator[None]:
         with self._wake:
