@@ -333,19 +333,29 @@ class ExperienceEngine:
                     self._lesson_similarity(similar),
                     floor=self.distill_settings.related_min_similarity,
                 )
-            plan = plan_writes(
-                episode,
-                decisions,
-                [e for e, _ in similar],
-                distiller=self.distiller.name,
-                prompt_version=self.distiller.prompt_version,
-                embedding_model=self.embedder.model_id,
-                now=self._clock(),
-            )
-            if plan.new:
-                vectors = self.embedder.embed([e.embedding_text() for e in plan.new])
-                self.store.upsert(list(zip(plan.new, vectors)))
-            self.store.update(plan.changed)
+            with self._refine_lock:
+                # The targets are read again under the lock: a refine that ran during the LLM call may have
+                # merged one away, and writing the old copy back would make it active again.
+                current = {e.id: e for e, _ in self.store.get([e.id for e, _ in similar])}
+                fresh = [current[e.id] for e, _ in similar if e.id in current]
+                retired = {e.id for e in fresh if e.status is not ExperienceStatus.ACTIVE}
+                if retired:
+                    decisions = retarget_unrelated(
+                        decisions, lambda d: -1.0 if d.target_id in retired else None, floor=0.0
+                    )
+                plan = plan_writes(
+                    episode,
+                    decisions,
+                    [e for e in fresh if e.id not in retired],
+                    distiller=self.distiller.name,
+                    prompt_version=self.distiller.prompt_version,
+                    embedding_model=self.embedder.model_id,
+                    now=self._clock(),
+                )
+                if plan.new:
+                    vectors = self.embedder.embed([e.embedding_text() for e in plan.new])
+                    self.store.upsert(list(zip(plan.new, vectors)))
+                self.store.update(plan.changed)
         except LLMOutputError as exc:
             log.warning("episode %s: unusable LLM output, marked failed: %s", episode.id, exc)
             self.queue.fail(episode.id, str(exc), raw_output=exc.raw)
@@ -381,17 +391,19 @@ class ExperienceEngine:
             return 0
         try:
             ids = list(dict.fromkeys([*usage, *(r[1] for r in rows)]))
-            self.store.update(
-                apply_credit(
-                    [e for e, _ in self.store.get(ids)],
-                    usage,
-                    last_used,
-                    rows,
-                    credit_min_similarity=self.retrieve_settings.credit_min_similarity,
-                    half_life_days=self.refine_settings.utility_half_life_days,
-                    now=self._clock(),
+            # Read-modify-write of whole records: under the refine lock, or a refine in between is undone.
+            with self._refine_lock:
+                self.store.update(
+                    apply_credit(
+                        [e for e, _ in self.store.get(ids)],
+                        usage,
+                        last_used,
+                        rows,
+                        credit_min_similarity=self.retrieve_settings.credit_min_similarity,
+                        half_life_days=self.refine_settings.utility_half_life_days,
+                        now=self._clock(),
+                    )
                 )
-            )
             self.queue.mark_credited(rows)
         except ExpscaleError as exc:
             log.warning("could not write usage statistics yet (%s); keeping them for the next try", exc)
@@ -436,9 +448,15 @@ class ExperienceEngine:
     def refine(self, scope: ScopeLike = None) -> RefineReport:
         """Merge near-duplicates, supersede contradictions, decay utility and enforce the cap now."""
         with self._refine_lock:
+            now = self._clock()
+            mark = self.queue.get_meta("refined_at") if scope is None else None
+            # Only what changed since the last whole-store run is compared with the rest (near-linear cost).
+            since = datetime.fromisoformat(mark) if mark else None
             report = Refiner(self.store, self.embedder, self.refine_settings, self.llm).run(
-                Scope.coerce(scope) if scope is not None else None, now=self._clock()
+                Scope.coerce(scope) if scope is not None else None, now=now, since=since
             )
+            if scope is None:
+                self.queue.set_meta("refined_at", now.isoformat())
             self._new_since_refine = 0
             self._last_refine = time.monotonic()
             return report

@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS episodes (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS episodes_status ON episodes(status, not_before);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS early_outcomes (episode_id TEXT PRIMARY KEY, payload TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS served (
     episode_id TEXT NOT NULL,
@@ -416,6 +417,16 @@ class EpisodeQueue:
             ).fetchall()
         )
         return [r[0] for r in rows]
+
+    # -- small persistent markers (e.g. when refinement last ran) ---------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._read(lambda db: db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone())
+        return str(row[0]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     # -- inspection and deletion -----------------------------------------------------------
 

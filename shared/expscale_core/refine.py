@@ -2,6 +2,12 @@
 
 Nothing is deleted here. Replacements are written before the records they replace change status,
 and superseded or archived records stay in the store, restorable with ``ExperienceEngine.restore``.
+
+Cost stays near-linear in the store size: one scan; duplicates and contradictions are only looked for
+between the records changed since the last run (``since``) and the rest, not between every pair; decay is
+computed in memory for the cap and never rewritten; writes are batched and only touch what changed.
+A run interrupted at any point is repaired by the next: a record named as merged into (or superseded by)
+another active record is retired without counting its statistics twice.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from expscale_core.scoring import count_tokens, decay, utility_from_counts
 from expscale_core.settings import RefineSettings
 from expscale_core.store.base import ExperienceStore, Vector
 
-__all__ = ["RefineReport", "Refiner", "duplicate_clusters", "retention_value", "similar_pairs"]
+__all__ = ["RefineReport", "Refiner", "dirty_pairs", "duplicate_clusters", "retention_value", "similar_pairs"]
 
 log = logging.getLogger(__name__)
 _MAX_ADJUDICATIONS = 32  # LLM contradiction checks per run: bounds the cost of one refine
@@ -44,6 +50,9 @@ class RefineReport(BaseModel):
     """Experiences superseded because another contradicted them."""
     archived: int = 0
     decayed: int = 0
+    """Experiences whose retention value fell below half (computed at read time, not rewritten)."""
+    repaired: int = 0
+    """Records left active by an interrupted earlier run and retired now."""
     before_count: int = 0
     after_count: int = 0
     before_tokens: int = 0
@@ -87,8 +96,28 @@ def similar_pairs(
                 yield float(sims[r, c]), start + r, c
 
 
-def duplicate_clusters(vectors: np.ndarray, threshold: float, chunk: int = 512) -> list[list[int]]:
-    """Groups of row indices whose cosine similarity links them at ``threshold`` or above (union-find)."""
+def dirty_pairs(
+    vectors: np.ndarray, dirty: Sequence[int], low: float, high: float = float("inf"), chunk: int = 512
+) -> Iterator[tuple[float, int, int]]:
+    """Like :func:`similar_pairs`, but only pairs with at least one row in ``dirty``: O(len(dirty) × n)."""
+    seen_dirty = set(dirty)
+    rows_all = np.asarray(sorted(seen_dirty), dtype=np.int64)
+    for start in range(0, len(rows_all), chunk):
+        rows = rows_all[start : start + chunk]
+        sims = vectors[rows] @ vectors.T
+        rr, cc = np.nonzero((sims >= low) & (sims < high))
+        for r, c in zip(rr.tolist(), cc.tolist()):
+            i, j = int(rows[r]), c
+            if i == j or (j in seen_dirty and j < i):  # a dirty-dirty pair is reported once
+                continue
+            yield float(sims[r, c]), min(i, j), max(i, j)
+
+
+def duplicate_clusters(
+    vectors: np.ndarray, threshold: float, chunk: int = 512, dirty: Sequence[int] | None = None
+) -> list[list[int]]:
+    """Groups of row indices whose cosine similarity links them at ``threshold`` or above (union-find).
+    With ``dirty``, only links touching those rows are looked for."""
     n = len(vectors)
     parent = list(range(n))
 
@@ -98,7 +127,12 @@ def duplicate_clusters(vectors: np.ndarray, threshold: float, chunk: int = 512) 
             i = parent[i]
         return i
 
-    for _, i, j in similar_pairs(vectors, threshold, chunk=chunk):
+    pairs = (
+        similar_pairs(vectors, threshold, chunk=chunk)
+        if dirty is None
+        else dirty_pairs(vectors, dirty, threshold, chunk=chunk)
+    )
+    for _, i, j in pairs:
         parent[find(i)] = find(j)
     groups: dict[int, list[int]] = defaultdict(list)
     for i in range(n):
@@ -118,6 +152,9 @@ def _best(members: Sequence[Experience]) -> Experience:
 
 
 def _combine_stats(base: Experience, members: Sequence[Experience], now: datetime, **update: object) -> Experience:
+    # A member the base already absorbed (an interrupted earlier merge) must not count twice.
+    absorbed = set(base.provenance.merge_parents)
+    members = [m for m in members if m.id == base.id or m.id not in absorbed]
     others = [m for m in members if m.id != base.id]
     episodes = list(dict.fromkeys(x for m in members for x in m.provenance.source_episode_ids))
     parents = list(dict.fromkeys([*base.provenance.merge_parents, *(m.id for m in others)]))
@@ -156,7 +193,11 @@ class Refiner:
         self.settings = settings
         self.llm = llm
 
-    def run(self, scope: Scope | None = None, *, now: datetime | None = None) -> RefineReport:
+    def run(
+        self, scope: Scope | None = None, *, now: datetime | None = None, since: datetime | None = None
+    ) -> RefineReport:
+        """One pass. ``since``: only records changed at or after it are compared with the rest (the engine
+        passes the time of its last run); None compares everything with everything."""
         started = time.perf_counter()
         now = now or utcnow()
         self.store.ensure_collection(self.embedder.dimension)
@@ -164,6 +205,7 @@ class Refiner:
         active = list(self.store.scan(scope=scope, statuses=[ExperienceStatus.ACTIVE], with_vectors=True))
         report.before_count = len(active)
         report.before_tokens = sum(count_tokens(e.content) for e, _ in active)
+        active = self._repair(active, now, report)
 
         by_scope: dict[Scope, list[tuple[Experience, Vector]]] = defaultdict(list)
         for exp, vec in active:
@@ -171,28 +213,57 @@ class Refiner:
                 by_scope[exp.scope].append((exp, vec))
         merged: list[tuple[Experience, Vector]] = []
         for items in by_scope.values():
-            merged += self._merge_group(items, now, report)
+            merged += self._merge_group(items, now, report, since)
 
-        survivors = self._adjudicate(merged, now, report)
-        survivors = self._decay(survivors, now, report)
-        survivors = self._enforce_cap(survivors, now, report)
+        survivors = self._adjudicate(merged, now, report, since)
+        values = self._decay(survivors, now, report)
+        survivors = self._enforce_cap(survivors, values, now, report)
 
         report.after_count = len(survivors)
         report.after_tokens = sum(count_tokens(e.content) for e in survivors)
         report.duration_s = time.perf_counter() - started
         return report
 
+    # -- repair ----------------------------------------------------------------------------
+
+    def _repair(
+        self, active: list[tuple[Experience, Vector | None]], now: datetime, report: RefineReport
+    ) -> list[tuple[Experience, Vector | None]]:
+        """Retire records that another active record already absorbed (a merge or supersede that was
+        interrupted before the old records changed status)."""
+        absorber: dict[str, str] = {}
+        for exp, _ in active:
+            for old in (*exp.provenance.merge_parents, *exp.supersedes):
+                if old != exp.id:
+                    absorber.setdefault(old, exp.id)
+        stale = [e for e, _ in active if e.id in absorber]
+        if not stale:
+            return active
+        self.store.update(
+            [
+                e.model_copy(
+                    update={"status": ExperienceStatus.SUPERSEDED, "superseded_by": absorber[e.id], "updated_at": now}
+                )
+                for e in stale
+            ]
+        )
+        report.repaired = len(stale)
+        return [(e, v) for e, v in active if e.id not in absorber]
+
     # -- merge -----------------------------------------------------------------------------
 
     def _merge_group(
-        self, items: list[tuple[Experience, Vector]], now: datetime, report: RefineReport
+        self, items: list[tuple[Experience, Vector]], now: datetime, report: RefineReport, since: datetime | None
     ) -> list[tuple[Experience, Vector]]:
         if len(items) < 2:
+            return items
+        dirty = None if since is None else [i for i, (e, _) in enumerate(items) if e.updated_at >= since]
+        if dirty == []:
             return items
         matrix = _unit_rows([v for _, v in items])
         merged_away: set[str] = set()
         results: list[tuple[Experience, Vector]] = []
-        for cluster in duplicate_clusters(matrix, self.settings.duplicate_threshold):
+        for cluster in duplicate_clusters(matrix, self.settings.duplicate_threshold, dirty=dirty):
             members = [items[i][0] for i in cluster]
             keeper = self._merged(members, {items[i][0].id: items[i][1] for i in cluster}, now, report)
             others = [m for m in members if m.id != keeper[0].id]
@@ -250,16 +321,17 @@ class Refiner:
     # -- contradictions (LLM only) -------------------------------------------------------
 
     def _adjudicate(
-        self, items: list[tuple[Experience, Vector]], now: datetime, report: RefineReport
+        self, items: list[tuple[Experience, Vector]], now: datetime, report: RefineReport, since: datetime | None
     ) -> list[Experience]:
         active = [e for e, _ in items]
         if self.llm is None or len(active) < 2:
             return active
-        candidates = similar_pairs(
-            _unit_rows([v for _, v in items]),
-            self.settings.contradiction_threshold,
-            self.settings.duplicate_threshold,
-        )
+        matrix = _unit_rows([v for _, v in items])
+        low, high = self.settings.contradiction_threshold, self.settings.duplicate_threshold
+        if since is None:
+            candidates = similar_pairs(matrix, low, high)
+        else:
+            candidates = dirty_pairs(matrix, [i for i, e in enumerate(active) if e.updated_at >= since], low, high)
         pairs = heapq.nlargest(_MAX_ADJUDICATIONS, (p for p in candidates if active[p[1]].scope == active[p[2]].scope))
         losers: dict[str, str] = {}
         for _, i, j in pairs:
@@ -276,52 +348,53 @@ class Refiner:
                 losers[drop.id] = keep.id
         if not losers:
             return active
-        for exp in active:
-            if exp.id in losers:
-                self.store.update(
-                    [
-                        exp.model_copy(
-                            update={
-                                "status": ExperienceStatus.SUPERSEDED,
-                                "superseded_by": losers[exp.id],
-                                "updated_at": now,
-                            }
-                        )
-                    ]
+        self.store.update(
+            [
+                exp.model_copy(
+                    update={"status": ExperienceStatus.SUPERSEDED, "superseded_by": losers[exp.id], "updated_at": now}
                 )
+                for exp in active
+                if exp.id in losers
+            ]
+        )
         report.superseded += len(losers)
         return [e for e in active if e.id not in losers]
 
     # -- decay and capacity ----------------------------------------------------------------
 
-    def _decay(self, active: list[Experience], now: datetime, report: RefineReport) -> list[Experience]:
-        out, changed = [], []
-        for exp in active:
-            value = round(retention_value(exp, now, self.settings.utility_half_life_days), 4)
-            if abs(value - exp.utility) > 1e-3:
-                exp = exp.model_copy(update={"utility": value})
-                changed.append(exp)
-            out.append(exp)
-        self.store.update(changed)
-        report.decayed = len(changed)
-        return out
+    def _decay(self, active: list[Experience], now: datetime, report: RefineReport) -> dict[str, float]:
+        """Retention values at ``now``, computed, not written: rewriting every record on every run is what
+        made refinement slow, and the value is only needed to choose what the cap archives."""
+        half_life = self.settings.utility_half_life_days
+        values = {e.id: retention_value(e, now, half_life) for e in active}
+        report.decayed = sum(1 for e in active if values[e.id] < 0.5 * retention_value(e, e.updated_at, half_life))
+        return values
 
-    def _enforce_cap(self, active: list[Experience], now: datetime, report: RefineReport) -> list[Experience]:
-        max_count = self.settings.max_experiences
-        max_tokens = self.settings.max_tokens
-        ordered = sorted(active, key=lambda e: (e.utility, e.last_used_at or e.updated_at), reverse=True)
+    def _enforce_cap(
+        self, active: list[Experience], values: dict[str, float], now: datetime, report: RefineReport
+    ) -> list[Experience]:
+        """Caps apply per tenant (namespace + tenant): one tenant's volume never archives another's.
+        ``max_experiences_total`` then bounds the whole store."""
+        s = self.settings
+        ordered = sorted(active, key=lambda e: (values[e.id], e.last_used_at or e.updated_at), reverse=True)
+        kept_count: dict[tuple[str, str | None], int] = defaultdict(int)
+        kept_tokens: dict[tuple[str, str | None], int] = defaultdict(int)
         keep: list[Experience] = []
-        tokens = 0
         archive: list[Experience] = []
         for exp in ordered:
+            tenant = (exp.scope.namespace, exp.scope.tenant)
             cost = count_tokens(exp.content)
-            over_count = max_count is not None and len(keep) >= max_count
-            over_tokens = max_tokens is not None and tokens + cost > max_tokens
-            if over_count or over_tokens:
+            over = (
+                (s.max_experiences is not None and kept_count[tenant] >= s.max_experiences)
+                or (s.max_tokens is not None and kept_tokens[tenant] + cost > s.max_tokens)
+                or (s.max_experiences_total is not None and len(keep) >= s.max_experiences_total)
+            )
+            if over:
                 archive.append(exp.model_copy(update={"status": ExperienceStatus.ARCHIVED, "updated_at": now}))
             else:
                 keep.append(exp)
-                tokens += cost
+                kept_count[tenant] += 1
+                kept_tokens[tenant] += cost
         self.store.update(archive)
         report.archived = len(archive)
         return keep

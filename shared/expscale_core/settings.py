@@ -122,8 +122,9 @@ class RefineSettings(BaseModel):
     duplicate_threshold: float = Field(default=0.92, gt=0, le=1)
     contradiction_threshold: float = Field(default=0.8, gt=0, le=1)
     utility_half_life_days: float = Field(default=60.0, gt=0)
-    max_experiences: int | None = Field(default=10_000, ge=1)
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_experiences: int | None = Field(default=10_000, ge=1, description="active experiences per tenant")
+    max_tokens: int | None = Field(default=None, ge=1, description="active experience tokens per tenant")
+    max_experiences_total: int | None = Field(default=None, ge=1, description="active experiences in the store")
 
 
 class ExpscaleSettings(BaseSettings):
