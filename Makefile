@@ -26,8 +26,8 @@ lint: $(VENV)/.dev
 test: lint
 	$(BIN)/python -m pytest
 
-bench: $(VENV)/.core
-	$(BIN)/python benchmarks/bench_retrieve.py
+bench: $(VENV)/.dev
+	$(BIN)/python benchmarks/bench.py
 
 clean:
 	rm -rf $(VENV) .expscale .pytest_cache .mypy_cache .ruff_cache

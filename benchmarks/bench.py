@@ -1,0 +1,229 @@
+"""expscale's performance figures, each against a baseline measured in the same run.
+
+    python benchmarks/bench.py [--sizes 1000,10000,100000] [--out benchmarks/results/bench.json]
+
+- capture: a trivial LangChain chain with ExperienceCallbackHandler vs the same chain with a no-op handler,
+  while the background worker distills what is captured;
+- record(): p50/p95 on the caller's thread;
+- scoped top-10 retrieve at each size (vectors given: the query embedding is excluded), against the bare
+  Qdrant Edge query and a numpy brute-force scan of the same vectors and scope mask;
+- insert rate; refine time (first full pass, then a periodic pass with 1 % new records);
+- RSS after the largest size; cold ``import expscale_core`` vs ``import qdrant_client`` (what 0.1 loaded).
+
+Writes JSON and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from expscale_core import EdgeExperienceStore, Episode, Experience, Scope
+from expscale_core.refine import Refiner
+from expscale_core.retrieve import rank
+from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
+from expscale_core.testing import HashEmbedder, make_engine
+
+DIM = 384
+
+
+def _ms(xs: list[float], q: float) -> float:
+    return sorted(xs)[int(q * (len(xs) - 1))] * 1000
+
+
+def _timed(fn: Callable[[int], object], n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        t = time.perf_counter()
+        fn(i)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def cold_import() -> dict[str, float]:
+    def best(stmt: str) -> float:
+        runs = []
+        for _ in range(3):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", stmt], check=True)
+            runs.append(time.perf_counter() - t)
+        return min(runs)
+
+    base = best("pass")
+    ours = best("import expscale_core") - base
+    qdrant = best("import qdrant_client") - base
+    return {"import_expscale_core_s": ours, "import_qdrant_client_s": qdrant}
+
+
+def capture(n: int) -> dict[str, float]:
+    from langchain_core.callbacks import BaseCallbackHandler
+    from langchain_core.runnables import RunnableLambda
+
+    from langchain_expscale import ExperienceCallbackHandler
+
+    class Noop(BaseCallbackHandler):
+        pass
+
+    chain = RunnableLambda(lambda x: {"answer": x["q"].upper()}) | RunnableLambda(lambda x: x["answer"])
+    with make_engine(distill=DistillSettings(delay_s=0, idle_s=0)) as engine:
+        ours, noop = ExperienceCallbackHandler(engine), Noop()
+        for _ in range(200):  # warm both paths
+            chain.invoke({"q": "warm"}, config={"callbacks": [ours]})
+            chain.invoke({"q": "warm"}, config={"callbacks": [noop]})
+        a: list[float] = []
+        b: list[float] = []
+        for i in range(n):  # interleaved, so drift hits both alike; the worker distills meanwhile
+            t = time.perf_counter()
+            chain.invoke({"q": f"question {i}"}, config={"callbacks": [noop]})
+            b.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            chain.invoke({"q": f"question {i}"}, config={"callbacks": [ours]})
+            a.append(time.perf_counter() - t)
+        rec = _timed(lambda i: engine.record(Episode(input=f"q{i}", output="a")), n)
+        engine.drain(timeout=600)
+    return {
+        "capture_ratio_p50": statistics.median(a) / statistics.median(b),
+        "chain_with_capture_p50_ms": statistics.median(a) * 1000,
+        "chain_with_noop_p50_ms": statistics.median(b) * 1000,
+        "record_p50_us": _ms(rec, 0.5) * 1000,
+        "record_p95_us": _ms(rec, 0.95) * 1000,
+    }
+
+
+def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    v = rng.standard_normal((n, DIM)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return v
+
+
+def store_at(size: int, queries: int, rng: np.random.Generator) -> dict[str, Any]:
+    import qdrant_edge as qe
+
+    vectors = _unit(rng, size)
+    # Ten tenants; the measured query reads one of them (10 % of the store), as a multi-tenant app would.
+    scopes = [Scope(namespace="app", tenant=f"t{i % 10}") for i in range(size)]
+    exps = [Experience(kind="fact", content=f"lesson {i} about topic {i % 97}", scope=scopes[i]) for i in range(size)]
+    store = EdgeExperienceStore.temporary()
+    store.ensure_collection(DIM)
+    t = time.perf_counter()
+    store.upsert(list(zip(exps, vectors.tolist())))
+    insert_s = time.perf_counter() - t
+    t = time.perf_counter()
+    store.maintain(force=True)
+    index_s = time.perf_counter() - t
+    scope = Scope(namespace="app", tenant="t3")
+    mask = np.array([s.tenant == "t3" for s in scopes])
+    qs = _unit(rng, queries)
+    settings = RetrieveSettings()
+    now = exps[0].created_at
+
+    def engine_path(i: int) -> None:  # what engine.retrieve does after embedding
+        rank(store.search(qs[i].tolist(), scope=scope, limit=30, min_similarity=0.0), k=10, now=now, settings=settings)
+
+    flt = qe.Filter(
+        must=[
+            qe.FieldCondition(key="scope.namespace", match=qe.MatchValue("app")),
+            qe.FieldCondition(key="scope.tenant", match=qe.MatchValue("t3")),
+            qe.FieldCondition(key="status", match=qe.MatchAny(["active"])),
+        ]
+    )
+    shard = store._shard
+    assert shard is not None
+
+    def bare(i: int) -> None:
+        shard.query(qe.QueryRequest(limit=10, query=qe.Query.Nearest(qs[i].tolist()), filter=flt, with_payload=True))
+
+    scoped = vectors[mask]
+
+    def numpy_scan(i: int) -> None:
+        sims = scoped @ qs[i]
+        np.argpartition(-sims, 10)[:10]
+
+    for fn in (engine_path, bare, numpy_scan):
+        _timed(fn, min(20, queries))
+    ours, base, brute = _timed(engine_path, queries), _timed(bare, queries), _timed(numpy_scan, queries)
+
+    refine = RefineSettings(every_n_experiences=None, max_experiences=None)
+    t = time.perf_counter()
+    Refiner(store, HashEmbedder(DIM), refine).run(now=now)
+    refine_full_s = time.perf_counter() - t
+    extra = max(1, size // 100)
+    later = exps[0].created_at.replace(year=exps[0].created_at.year + 1)
+    new = [Experience(kind="fact", content=f"new {i}", scope=scopes[i], updated_at=later) for i in range(extra)]
+    store.upsert(list(zip(new, _unit(rng, extra).tolist())))
+    t = time.perf_counter()
+    Refiner(store, HashEmbedder(DIM), refine).run(now=later, since=later)
+    refine_periodic_s = time.perf_counter() - t
+    store.close()
+    return {
+        "size": size,
+        "insert_per_s": size / insert_s,
+        "index_build_s": index_s,
+        "retrieve_p50_ms": _ms(ours, 0.5),
+        "retrieve_p95_ms": _ms(ours, 0.95),
+        "bare_query_p50_ms": _ms(base, 0.5),
+        "numpy_scan_p50_ms": _ms(brute, 0.5),
+        "refine_full_s": refine_full_s,
+        "refine_periodic_s": refine_periodic_s,
+    }
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--captures", type=int, default=2000)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/bench.json"))
+    args = ap.parse_args()
+    rng = np.random.default_rng(7)
+    result: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}",
+    }
+    result |= cold_import()
+    result |= capture(args.captures)
+    result["sizes"] = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        result["sizes"].append(store_at(size, args.queries, rng))
+        gc.collect()
+    result["max_rss_mb"] = rss_mb()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(f"{result['date']} · {result['machine']}\n")
+    print(f"- capture overhead (p50, worker running): {result['capture_ratio_p50']:.2f}× a no-op handler")
+    print(f"- record(): p50 {result['record_p50_us']:.0f} µs, p95 {result['record_p95_us']:.0f} µs")
+    print(
+        f"- cold import: expscale_core {result['import_expscale_core_s']:.2f} s "
+        f"(qdrant_client alone {result['import_qdrant_client_s']:.2f} s)"
+    )
+    print(f"- max RSS: {result['max_rss_mb']:.0f} MB\n")
+    print(
+        "| experiences | insert/s | HNSW build s | retrieve p50/p95 ms | bare Edge query p50 ms "
+        "| numpy scan p50 ms | refine full s | refine periodic s |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in result["sizes"]:
+        print(
+            f"| {r['size']:,} | {r['insert_per_s']:,.0f} | {r['index_build_s']:.1f} "
+            f"| {r['retrieve_p50_ms']:.2f} / {r['retrieve_p95_ms']:.2f} | {r['bare_query_p50_ms']:.2f} "
+            f"| {r['numpy_scan_p50_ms']:.2f} | {r['refine_full_s']:.1f} | {r['refine_periodic_s']:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
