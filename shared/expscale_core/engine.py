@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from expscale_core.apply import plan_writes, retarget_unrelated
+from expscale_core.capture import redact_episode
 from expscale_core.credit import apply_credit
 from expscale_core.distill.base import Decision, Distiller
 from expscale_core.embed.base import Embedder
@@ -27,6 +28,7 @@ from expscale_core.refine import Refiner, RefineReport
 from expscale_core.retrieve import format_experiences, rank
 from expscale_core.scope import Scope
 from expscale_core.scoring import cosine, count_tokens
+from expscale_core.screen import quarantine_suspect
 from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
 from expscale_core.store.base import ExperienceStore
 from expscale_core.worker import BackgroundWorker
@@ -82,6 +84,7 @@ class ExperienceEngine:
         refine_settings: RefineSettings | None = None,
         clock: Callable[[], datetime] = utcnow,
         autostart: bool = True,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -102,6 +105,9 @@ class ExperienceEngine:
         self._refine_lock = threading.Lock()
         self._closed = False
         self._autostart = autostart
+        self.redact = redact
+        """Applied to every text the engine stores: captured episodes from any adapter, feedback comments and
+        corrections, imported experiences. Build one with :func:`expscale_core.redact.build_redactor`."""
 
     @classmethod
     def from_settings(cls, settings: Any = None, **overrides: Any) -> ExperienceEngine:
@@ -131,6 +137,8 @@ class ExperienceEngine:
             episode = episode.model_copy(update={"scope": Scope.coerce(scope)})
         elif episode.scope == Scope() and self.scope != Scope():
             episode = episode.model_copy(update={"scope": self.scope})
+        if self.redact is not None:
+            episode = redact_episode(episode, self.redact)
         # Without autostart nothing runs in the background, so the episode is committed right here.
         self.queue.put(episode, wait=not self._autostart)
         self._worker.touch()  # capture is app activity: the worker keeps out of its way
@@ -163,6 +171,9 @@ class ExperienceEngine:
         if not isinstance(score, (int, float)) or not -1.0 <= float(score) <= 1.0:
             raise ValueError(f"feedback score must be a number in [-1, 1] or a bool, got {score!r}")
         self._check_open()
+        if self.redact is not None:
+            comment = self.redact(comment) if comment is not None else None
+            correction = self.redact(correction) if correction is not None else None
         outcome = Outcome(score=float(score), comment=comment, correction=correction)
         self.queue.attach_outcome(episode_id, outcome)
         self.queue.set_verdict(episode_id, (score > 0) - (score < 0))
@@ -352,6 +363,7 @@ class ExperienceEngine:
                     embedding_model=self.embedder.model_id,
                     now=self._clock(),
                 )
+                plan.new = [quarantine_suspect(e) for e in plan.new]
                 if plan.new:
                     vectors = self.embedder.embed([e.embedding_text() for e in plan.new])
                     self.store.upsert(list(zip(plan.new, vectors)))
@@ -462,8 +474,13 @@ class ExperienceEngine:
             return report
 
     def restore(self, experience_ids: Sequence[IdLike]) -> int:
-        """Make archived or superseded experiences active again; returns how many changed."""
-        items = [e for e, _ in self.store.get(coerce_ids(experience_ids)) if e.status is not ExperienceStatus.ACTIVE]
+        """Make archived or superseded experiences active again; returns how many changed.
+        Quarantined ones stay quarantined: a person releases them with :meth:`release`."""
+        items = [
+            e
+            for e, _ in self.store.get(coerce_ids(experience_ids))
+            if e.status in (ExperienceStatus.ARCHIVED, ExperienceStatus.SUPERSEDED)
+        ]
         self.store.update(
             [
                 e.model_copy(
@@ -476,6 +493,21 @@ class ExperienceEngine:
                 for e in items
             ]
         )
+        return len(items)
+
+    def quarantined(self, scope: ScopeLike = None) -> list[Experience]:
+        """Experiences that screening held back as possible prompt injections, with their reasons."""
+        target = Scope.coerce(scope) if scope is not None else None
+        return [e for e, _ in self.store.scan(scope=target, statuses=[ExperienceStatus.QUARANTINED])]
+
+    def release(self, experience_ids: Sequence[IdLike]) -> int:
+        """A person's decision that quarantined experiences are safe: they become active and are served."""
+        items = [
+            e.model_copy(update={"status": ExperienceStatus.ACTIVE, "updated_at": self._clock()})
+            for e, _ in self.store.get(coerce_ids(experience_ids))
+            if e.status is ExperienceStatus.QUARANTINED
+        ]
+        self.store.update(items)
         return len(items)
 
     def delete(self, *, scope: ScopeLike = None, episode_id: IdLike | None = None) -> dict[str, int]:

@@ -65,7 +65,7 @@ class Experience(BaseModel):
     times_retrieved: int = Field(default=0, ge=0)
     helpful: int = Field(default=0, ge=0)
     harmful: int = Field(default=0, ge=0)
-    utility: float = 0.0
+    utility: float = Field(default=0.0, allow_inf_nan=False)
 
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -74,6 +74,8 @@ class Experience(BaseModel):
 
     supersedes: list[str] = Field(default_factory=list)
     superseded_by: str | None = None
+    quarantine_reason: str | None = None
+    """Why screening quarantined it (injection families found); a person releases it with ``expscale quarantine``."""
 
     def embedding_text(self) -> str:
         """The text that is embedded: when to use it first, then the lesson itself."""

@@ -15,6 +15,7 @@ from expscale_core.embed.openai_embedder import OpenAIEmbedder
 from expscale_core.errors import ConfigError
 from expscale_core.llm import LLM, OpenAILLM
 from expscale_core.queue import EpisodeQueue
+from expscale_core.redact import build_redactor
 from expscale_core.settings import ExpscaleSettings
 from expscale_core.store.base import ExperienceStore
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["build_embedder", "build_engine", "build_llm", "build_openai_client", "build_store"]
 
-_COLLABORATORS = {"store", "embedder", "distiller", "llm", "queue", "scope", "clock", "autostart"}
+_COLLABORATORS = {"store", "embedder", "distiller", "llm", "queue", "scope", "clock", "autostart", "redact"}
 
 
 def build_openai_client(settings: ExpscaleSettings) -> openai.OpenAI:
@@ -127,5 +128,6 @@ def build_engine(cls: type[ExperienceEngine], settings: ExpscaleSettings | None,
         retrieve_settings=settings.retrieve,
         distill_settings=settings.distill,
         refine_settings=settings.refine,
+        redact=build_redactor(settings.redact.builtin, overrides.pop("redact", None)),
         **overrides,
     )

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from expscale_core.experience import Experience, ScoredExperience
 from expscale_core.scoring import blend_score, count_tokens, recency, utility_from_counts
+from expscale_core.screen import escape_block_text
 from expscale_core.settings import RetrieveSettings
 
 __all__ = ["DEFAULT_HEADER", "format_experiences", "rank", "render_experience"]
@@ -39,8 +40,9 @@ def rank(
 
 def render_experience(exp: Experience) -> str:
     """One experience as a line of advice, situation first: ``[kind] (when: applicability) content``."""
-    when = f"(when: {exp.applicability}) " if exp.applicability else ""
-    return f"[{exp.kind.value}] {when}{exp.content}"
+    # Lessons are data: one line each, with no angle brackets that could close the block or open a role tag.
+    when = f"(when: {escape_block_text(exp.applicability)}) " if exp.applicability else ""
+    return f"[{exp.kind.value}] {when}{escape_block_text(exp.content)}"
 
 
 def format_experiences(

@@ -17,6 +17,7 @@ __all__ = [
     "EmbedderSettings",
     "ExpscaleSettings",
     "LLMSettings",
+    "RedactSettings",
     "RefineSettings",
     "RetrieveSettings",
     "StoreSettings",
@@ -68,6 +69,14 @@ class CaptureSettings(BaseModel):
         le=60,
         description="group commit: record() only buffers in memory and a writer thread commits within this "
         "interval (a kill -9 can lose the last interval's episodes); 0 commits inside record()",
+    )
+
+
+class RedactSettings(BaseModel):
+    """Redaction the engine applies to everything it stores (capture, feedback, imports)."""
+
+    builtin: list[Literal["api_keys", "emails", "cards"]] = Field(
+        default_factory=list, description="built-in patterns to redact, e.g. EXPSCALE_REDACT__BUILTIN='[\"api_keys\"]'"
     )
 
 
@@ -141,6 +150,7 @@ class ExpscaleSettings(BaseSettings):
     data_dir: Path = Path(".expscale")
     llm: LLMSettings = Field(default_factory=LLMSettings)
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
+    redact: RedactSettings = Field(default_factory=RedactSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     distill: DistillSettings = Field(default_factory=DistillSettings)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from expscale_core.experience import Experience
+from expscale_core.screen import quarantine_suspect
 
 if TYPE_CHECKING:
     from expscale_core.engine import ExperienceEngine
@@ -46,30 +47,36 @@ def _read(path: Path) -> Iterator[Experience]:
 
 
 def import_jsonl(engine: ExperienceEngine, path: str | Path, *, progress: Callable[[int], None] | None = None) -> int:
-    """Insert or replace experiences from ``path``, embedding them with the engine's embedder."""
+    """Insert or replace experiences from ``path``, embedding them with the engine's embedder.
+
+    All or nothing: every line is validated before anything is written, and if the store fails midway the
+    experiences this import added are removed again. Imported text goes through the engine's redactor and
+    the injection screen (suspect lessons arrive quarantined).
+    """
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"no export file at {source}")
     engine.store.ensure_collection(engine.embedder.dimension)
-    batch: list[Experience] = []
-    n = 0
-
-    def flush() -> None:
-        vectors = engine.embedder.embed([e.embedding_text() for e in batch])
-        engine.store.upsert(list(zip(batch, vectors)))
-        if progress is not None:
-            progress(len(batch))
-        batch.clear()
-
+    redact = engine.redact
+    items: list[Experience] = []
     for exp in _read(source):
-        batch.append(
-            exp.model_copy(
-                update={"provenance": exp.provenance.model_copy(update={"embedding_model": engine.embedder.model_id})}
-            )
-        )
-        n += 1
-        if len(batch) >= _BATCH:
-            flush()
-    if batch:
-        flush()
-    return n
+        update: dict[str, object] = {
+            "provenance": exp.provenance.model_copy(update={"embedding_model": engine.embedder.model_id})
+        }
+        if redact is not None:
+            update |= {"content": redact(exp.content), "applicability": redact(exp.applicability)}
+        items.append(quarantine_suspect(exp.model_copy(update=update)))
+    existing = {e.id for e, _ in engine.store.get([e.id for e in items])}
+    written: list[str] = []
+    try:
+        for start in range(0, len(items), _BATCH):
+            batch = items[start : start + _BATCH]
+            vectors = engine.embedder.embed([e.embedding_text() for e in batch])
+            engine.store.upsert(list(zip(batch, vectors)))
+            written += [e.id for e in batch]
+            if progress is not None:
+                progress(len(batch))
+    except BaseException:
+        engine.store.delete([i for i in written if i not in existing])
+        raise
+    return len(items)
