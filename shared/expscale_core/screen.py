@@ -39,7 +39,7 @@ INJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
     "exfiltration request": re.compile(
         r"\b(send|post|upload|forward|email|leak|exfiltrate|transmit)\b[^.\n]{0,60}?\b(password|credentials?|"
         r"api[\s_-]?keys?|secrets?|tokens?|conversation|chat history|system prompt|user data|personal data)\b"
-        r"[^.\n]{0,60}?\b(to|at|via)\b|\b(curl|wget)\s+(-\w+\s+)*https?://|\bfetch\(\s*['\"]https?://",
+        r"[^.\n]{0,60}?\b(to|at|via)\b|\b(curl|wget)\b[^\n]{0,40}?https?://|\bfetch\(\s*['\"]https?://",
         _I,
     ),
     "prompt leak request": re.compile(
@@ -49,9 +49,10 @@ INJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
     ),
     "block delimiter": re.compile(r"</?\s*experience\b", _I),
 }
-# Zero-width and bidirectional control characters hide text from people reviewing a lesson.
-_HIDDEN = {"Cf"}
-_ALLOWED_FORMAT = {"\u00ad"}  # soft hyphen shows up in ordinary copied text
+# Text a person reviewing a lesson cannot see: bidirectional overrides, Unicode "tag" characters (invisible
+# ASCII), or runs of zero-width characters. A single stray zero-width space or direction mark is common in
+# copied text (NQ-open has several) and is not flagged.
+_HIDDEN = re.compile(r"[\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]|[\u200b-\u200d\u2060\ufeff]{3,}")
 
 
 def screen(*texts: str) -> list[str]:
@@ -71,9 +72,7 @@ def screen(*texts: str) -> list[str]:
         for name, pattern in INJECTION_PATTERNS.items():
             if name not in found and pattern.search(normal):
                 found.append(name)
-        if "hidden characters" not in found and any(
-            unicodedata.category(ch) in _HIDDEN and ch not in _ALLOWED_FORMAT for ch in text
-        ):
+        if "hidden characters" not in found and _HIDDEN.search(text):
             found.append("hidden characters")
     return found
 
