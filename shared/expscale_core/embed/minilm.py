@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Sequence
 from importlib import resources
@@ -102,6 +103,9 @@ class MiniLMEmbedder:
                 if expected is not None:
                     _check_file(self.model_path, expected)
                 try:
+                    # onnxruntime >= 1.2x writes a device id and an event database under ~/.cache and sends a
+                    # telemetry event from every process unless this is set before its environment starts.
+                    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
                     import onnxruntime as ort
                     from tokenizers import Tokenizer
 
