@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from expscale_core import ExperienceEngine, Scope, ScoredExperience
+from expscale_core import ExperienceEngine, ExpscaleError, Scope, ScoredExperience
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from langchain_expscale.callback import ExperienceCallbackHandler
 
 __all__ = ["ExperienceRetriever", "to_document"]
+
+log = logging.getLogger(__name__)
 
 
 def to_document(hit: ScoredExperience) -> Document:
@@ -54,14 +57,24 @@ class ExperienceRetriever(BaseRetriever):
     engine: ExperienceEngine
     k: int = Field(default=5, ge=1)
     scope: Scope | None = None
-    min_score: float | None = None
+    min_score: float | None = Field(default=None, ge=-1, le=1)
     handler: ExperienceCallbackHandler | None = None
+
+    @field_validator("scope", mode="before")
+    @classmethod
+    def _coerce_scope(cls, value: Any) -> Scope | None:
+        return None if value is None else Scope.coerce(value)  # like the handler: Scope, dict or namespace
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None, **kwargs: Any
     ) -> list[Document]:
-        episode_id = self.handler.episode_id(run_manager.run_id) if self.handler is not None else None
-        hits = self.engine.retrieve(
-            query, k=k or self.k, scope=self.scope, min_score=self.min_score, episode_id=episode_id
-        )
+        try:
+            episode_id = self.handler.episode_id(run_manager.run_id) if self.handler is not None else None
+            hits = self.engine.retrieve(
+                query, k=k or self.k, scope=self.scope, min_score=self.min_score, episode_id=episode_id
+            )
+        except ExpscaleError as exc:
+            # A memory outage must not break the chain: it runs on without experience, as every adapter does.
+            log.warning("expscale: retrieval failed, returning no experience documents: %s", exc)
+            return []
         return [to_document(h) for h in hits]

@@ -16,6 +16,7 @@ from expscale_core import (
     MiniLMEmbedder,
     Outcome,
     RetrievalStep,
+    Scope,
     ToolStep,
 )
 from expscale_core.embed import CachedEmbedder
@@ -344,3 +345,14 @@ def test_any_langchain_embeddings_can_serve_as_the_embedder() -> None:
         assert engine.embedder.model_id == "langchain:DeterministicFakeEmbedding"
         hits = engine.retrieve("capital of Peru?\nThe verified answer is: Lima.", min_score=0.99)
         assert hits and "Lima" in hits[0].experience.content
+
+
+def test_retriever_never_raises_a_store_outage_into_the_chain() -> None:
+    store = FlakyStore(broken=False)
+    with make_engine(store=store) as engine:
+        retriever = ExperienceRetriever(engine=engine, k=2, scope="support")
+        assert retriever.scope == Scope(namespace="support"), "a plain string scope, like the handler takes"
+        store.broken = True
+        assert retriever.invoke("anything") == []
+        assert asyncio.run(retriever.ainvoke("anything")) == []
+        store.broken = False

@@ -188,7 +188,7 @@ def test_server_without_json_schema_steps_down_to_json_mode_then_prompt() -> Non
     def reply(req):  # type: ignore[no-untyped-def]
         fmt = req.body.get("response_format")
         if fmt and fmt["type"] == "json_schema":
-            return 400
+            return (400, "response_format of type json_schema is not supported")
         if fmt:
             return (422, "response_format json_object is not supported by this server")
         return json.dumps({"answer": "ok"})
@@ -217,3 +217,17 @@ def test_llama_cpp_style_500_for_json_schema_uses_json_mode_with_the_schema() ->
     server = ScriptedLLM(llama_cpp, max_retries=0)
     assert OpenAILLM(server.client, model="m").generate("s", "u", _Schema).answer == "ok"
     assert len(server.requests) == 2
+
+
+def test_a_400_about_the_request_does_not_switch_structured_output_off() -> None:
+    def reply(req):  # type: ignore[no-untyped-def]
+        if len(req.prompt_text) > 1000:
+            return (400, "This model's maximum context length is 2048 tokens; your messages resulted in 4100")
+        return json.dumps({"answer": "ok"})
+
+    server = ScriptedLLM(reply, max_retries=0)
+    llm = OpenAILLM(server.client, model="m")
+    with pytest.raises(LLMError, match="maximum context length"):
+        llm.generate("s", "u" * 2000, _Schema)
+    assert llm.generate("s", "short", _Schema).answer == "ok"
+    assert server.requests[-1].body["response_format"]["type"] == "json_schema", "still structured"

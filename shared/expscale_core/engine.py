@@ -19,7 +19,7 @@ from expscale_core.credit import apply_credit
 from expscale_core.distill.base import Decision, Distiller
 from expscale_core.embed.base import Embedder
 from expscale_core.episode import Episode, Outcome, utcnow
-from expscale_core.errors import ExpscaleError, LLMOutputError
+from expscale_core.errors import ExpscaleError, LLMOutputError, QueueError
 from expscale_core.experience import Experience, ExperienceStatus, ScoredExperience
 from expscale_core.ids import IdLike, coerce_id, coerce_ids
 from expscale_core.llm import LLM
@@ -104,6 +104,7 @@ class ExperienceEngine:
         self._last_refine = time.monotonic()
         self._refine_lock = threading.Lock()
         self._closed = False
+        self._unreleased: set[str] = set()
         self._autostart = autostart
         self.redact = redact
         """Applied to every text the engine stores: captured episodes from any adapter, feedback comments and
@@ -208,6 +209,10 @@ class ExperienceEngine:
             raise ValueError(f"k must be >= 1, got {k}")
         if not query.strip():
             return []
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise TypeError(f"k must be an int, not {type(k).__name__}")
+        if min_score is not None and not (isinstance(min_score, (int, float)) and -1.0 <= min_score <= 1.0):
+            raise ValueError(f"min_score is a cosine-similarity floor in [-1, 1], got {min_score!r}")
         floor = self.retrieve_settings.min_score if min_score is None else min_score
         with self._worker.request():
             self.store.ensure_collection(self.embedder.dimension)
@@ -279,6 +284,14 @@ class ExperienceEngine:
 
         The worker calls this in batches. The CLI calls it directly (``expscale distill``).
         """
+        if self._unreleased:
+            # Claims whose outcome could not be written (a full disk) go back to the queue as soon as it works.
+            try:
+                self.queue.release(sorted(self._unreleased))
+                self._unreleased.clear()
+            except QueueError as exc:
+                log.warning("episode queue still failing, %d claims wait: %s", len(self._unreleased), exc)
+                return 0
         handled = 0
         while limit is None or handled < limit:
             batch_size = (
@@ -289,8 +302,12 @@ class ExperienceEngine:
             episodes = self.queue.claim(batch_size, ignore_delay=ignore_delay)
             if not episodes:
                 break
-            for episode in episodes:
-                self._distill_one(episode)
+            for i, episode in enumerate(episodes):
+                try:
+                    self._distill_one(episode)
+                except QueueError:
+                    self._unreleased.update(e.id for e in episodes[i:])
+                    raise
                 handled += 1
                 if progress is not None:
                     progress(1)

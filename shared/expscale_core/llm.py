@@ -166,7 +166,12 @@ class OpenAILLM:
         except openai.APIStatusError as exc:
             # Servers refuse unsupported output formats differently: OpenAI-compatible proxies with a 400,
             # llama-cpp-python's server with a 500 naming the field. Step down one mode and try again.
-            refused = exc.status_code == 400 or "response_format" in str(exc) or "json_schema" in str(exc)
+            # Only a refusal that names the output format steps down; any other 400 (a context-length error,
+            # say) is about this request, and must not switch structured output off for the process.
+            text = str(exc).lower()
+            refused = exc.status_code in (400, 422, 500) and any(
+                word in text for word in ("response_format", "json_schema", "json_object", "structured output")
+            )
             if mode != "prompt" and refused:
                 self._mode = _NEXT_MODE[mode]
                 log.warning("%s refused %s output; trying %s", self._model, mode, self._mode)

@@ -198,6 +198,7 @@ def make_engine(
     distill: DistillSettings | None = None,
     refine: RefineSettings | None = None,
     scope: Any = None,
+    autostart: bool = True,
 ) -> ExperienceEngine:
     """An engine on a temporary Qdrant Edge store (the default) with the hash embedder and no capture delay.
 
@@ -229,6 +230,7 @@ def make_engine(
         retrieve_settings=retrieve or RetrieveSettings(min_score=0.2),
         distill_settings=distill,
         refine_settings=refine or RefineSettings(every_n_experiences=None, every_s=None),
+        autostart=autostart,
     )
 
 

@@ -1,0 +1,53 @@
+"""Faults that must neither escape nor stall, and inputs that must be refused clearly."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pytest
+from expscale_core import Episode, EpisodeQueue, ExpscaleSettings, Outcome, QueueError
+from expscale_core.testing import make_engine
+from pydantic import ValidationError
+
+
+class FullDiskQueue(EpisodeQueue):
+    """A real queue whose status writes fail while ``full`` is set, as on a full disk."""
+
+    full = False
+
+    def complete(self, episode_ids: Sequence[str]) -> None:
+        if self.full:
+            raise QueueError("database or disk is full")
+        super().complete(episode_ids)
+
+
+def test_claims_stuck_by_a_full_disk_are_released_when_it_clears() -> None:
+    with make_engine(autostart=False) as engine:
+        queue = FullDiskQueue(":memory:")
+        engine.queue = queue
+        for i in range(5):
+            engine.record(Episode(id=f"e{i}", input=f"capital {i}?", output="x", outcome=Outcome(score=1)))
+        queue.full = True
+        with pytest.raises(QueueError):
+            engine.run_pending()
+        assert queue.counts()["pending"] == 5
+        stuck = [e.id for e, _, _ in queue.list()]
+        assert stuck  # claimed and never completed: the lease would hold them for 600 s
+        queue.full = False
+        engine.run_pending()  # the disk is back: released and distilled now, not after the lease
+        assert queue.counts()["distilled"] == 5
+
+
+@pytest.mark.parametrize("bad", [5, -2, math.nan, math.inf])
+def test_min_score_outside_cosine_range_is_refused(bad: float) -> None:
+    with make_engine() as engine, pytest.raises(ValueError, match=r"min_score .*\[-1, 1\]"):
+        engine.retrieve("q", min_score=bad)
+
+
+@pytest.mark.parametrize(
+    "section", [{"distill": {"delay_s": math.inf}}, {"distill": {"idle_s": -1}}, {"retrieve": {"min_score": math.nan}}]
+)
+def test_settings_out_of_range_are_refused(section: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        ExpscaleSettings(**section)  # type: ignore[arg-type]
