@@ -528,35 +528,32 @@ class ExperienceEngine:
         return len(items)
 
     def delete(self, *, scope: ScopeLike = None, episode_id: IdLike | None = None) -> dict[str, int]:
-        """Completely delete a scope (experiences and episodes) or one episode and what came only from it."""
+        """Completely delete a scope (experiences and episodes), or one episode and everything its text reached.
+
+        Every experience distilled from the episode is deleted, merged ones included; the other episodes they
+        came from are distilled again, so what they taught comes back without the deleted text. When this
+        returns, no file in the data dir holds the deleted text: the queue's WAL is checkpointed with
+        ``secure_delete`` and the embedded store is compacted.
+        """
         if (scope is None) == (episode_id is None):
             raise ValueError("pass exactly one of scope= or episode_id=")
-        if scope is not None:
-            target = Scope.coerce(scope)
-            return {
-                "experiences": self.store.delete_scope(target),
-                "episodes": self.queue.delete_scope(target),
-            }
-        episode_id = coerce_id(episode_id)
-        derived = [e for e, _ in self.store.scan() if episode_id in e.provenance.source_episode_ids]
-        only_from_it = [e.id for e in derived if set(e.provenance.source_episode_ids) == {episode_id}]
-        self.store.delete(only_from_it)
-        self.store.update(
-            [
-                e.model_copy(
-                    update={
-                        "provenance": e.provenance.model_copy(
-                            update={
-                                "source_episode_ids": [x for x in e.provenance.source_episode_ids if x != episode_id]
-                            }
-                        )
-                    }
-                )
-                for e in derived
-                if e.id not in only_from_it
-            ]
-        )
-        return {"experiences": len(only_from_it), "episodes": self.queue.delete_episode(episode_id)}
+        with self._refine_lock:
+            if scope is not None:
+                target = Scope.coerce(scope)
+                counts = {"experiences": self.store.delete_scope(target), "episodes": self.queue.delete_scope(target)}
+            else:
+                eid = coerce_id(episode_id)
+                derived = [e for e, _ in self.store.scan() if eid in e.provenance.source_episode_ids]
+                others = sorted({s for e in derived for s in e.provenance.source_episode_ids if s != eid})
+                self.store.delete([e.id for e in derived])
+                counts = {
+                    "experiences": len(derived),
+                    "episodes": self.queue.delete_episode(eid),
+                    "requeued": self.queue.requeue(others),
+                }
+            self.store.compact()
+            self.queue.checkpoint()
+        return counts
 
     def stats(self) -> EngineStats:
         self.store.ensure_collection(self.embedder.dimension)

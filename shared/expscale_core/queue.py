@@ -118,6 +118,7 @@ class EpisodeQueue:
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left in free pages
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
@@ -469,6 +470,28 @@ class EpisodeQueue:
             ).fetchone()
         )
         return int(row[0]) + int(row[1])
+
+    def requeue(self, episode_ids: Sequence[str]) -> int:
+        """Send episodes back to be distilled again (their experiences were removed); returns how many."""
+        now = self._clock()
+        with self._tx() as db:
+            return sum(
+                db.execute(
+                    "UPDATE episodes SET status='pending', attempts=0, not_before=?, lease_until=NULL,"
+                    " updated_at=? WHERE id=?",
+                    (now, now, i),
+                ).rowcount
+                for i in episode_ids
+            )
+
+    def checkpoint(self) -> None:
+        """Move the WAL into the database and truncate it, so deleted text survives in neither file."""
+        self.flush()
+        with self._lock:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                raise QueueError(f"episode queue at {self.path} failed: {exc}") from exc
 
     def delete_episode(self, episode_id: str) -> int:
         with self._tx() as db:

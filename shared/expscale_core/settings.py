@@ -84,7 +84,9 @@ class DistillSettings(BaseModel):
     """How the background worker takes episodes off the durable queue."""
 
     batch_size: int = Field(default=8, ge=1)
-    delay_s: float = Field(default=2.0, ge=0, le=86_400, description="wait this long after capture, so feedback can arrive")
+    delay_s: float = Field(
+        default=2.0, ge=0, le=86_400, description="wait this long after capture, so feedback can arrive"
+    )
     idle_s: float = Field(default=0.05, ge=0, le=60, description="distill only after the caller was quiet this long")
     max_attempts: int = Field(default=5, ge=1)
     retry_backoff_s: float = Field(default=5.0, ge=0, le=3600)

@@ -68,6 +68,11 @@ class ExperienceStore(Protocol):
         """Delete every record a read with ``scope`` would see; return how many."""
         ...
 
+    def compact(self) -> None:
+        """Make deletions physical: afterwards no file of the store holds a deleted record's text. May do
+        nothing where the backend does this by itself (a Qdrant server vacuums on its own schedule)."""
+        ...
+
     def maintain(self) -> bool:
         """Background housekeeping (index building, compaction) when it is due; the engine calls it from its
         worker, never on a caller's thread. Returns True when it did something. May do nothing."""

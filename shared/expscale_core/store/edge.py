@@ -98,6 +98,7 @@ class EdgeExperienceStore:
             if self._closed:
                 raise StoreError(f"the experience store at {self.path} is closed")
             config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine))
+            self._finish_interrupted_compaction()
             exists = (self.path / "edge_config.json").exists()
             try:
                 if exists:
@@ -120,6 +121,16 @@ class EdgeExperienceStore:
                     ) from exc
                 raise StoreError(f"could not open the Qdrant Edge store at {self.path}: {exc}") from exc
             self._shard, self._dimension = shard, dimension
+
+    def _finish_interrupted_compaction(self) -> None:
+        old_dir = self.path.with_name(self.path.name + ".old")
+        fresh_dir = self.path.with_name(self.path.name + ".compact")
+        if old_dir.exists():
+            if (self.path / "edge_config.json").exists():
+                shutil.rmtree(old_dir)  # the swap finished; only the removal was interrupted
+            else:
+                old_dir.rename(self.path)  # the swap did not finish: the old, complete shard is the store
+        shutil.rmtree(fresh_dir, ignore_errors=True)
 
     def _mismatch(self, found: object, dimension: int) -> str:
         return (
@@ -243,6 +254,47 @@ class EdgeExperienceStore:
         if changed:
             log.info("optimized the experience store at %s in %.1f s", self.path, time.perf_counter() - started)
         return changed
+
+    def compact(self) -> None:
+        """Rewrite the shard with only its live points, then remove the old files: Qdrant keeps deleted
+        payloads in its WAL and segments until they are vacuumed, and a deletion must leave no copy behind.
+        Cost is one pass over the store; the engine runs it after deletions."""
+        import qdrant_edge as qe
+
+        with self._lock:
+            if self._shard is None or self._dimension is None:
+                return
+            fresh_dir = self.path.with_name(self.path.name + ".compact")
+            old_dir = self.path.with_name(self.path.name + ".old")
+            shutil.rmtree(fresh_dir, ignore_errors=True)
+            config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=self._dimension, distance=qe.Distance.Cosine))
+            try:
+                fresh = qe.EdgeShard.create(str(fresh_dir), config)
+                for field in INDEXED_FIELDS:
+                    fresh.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+                offset: Any = None
+                while True:
+                    page, offset = self._shard.scroll(
+                        qe.ScrollRequest(offset=offset, limit=_PAGE, with_payload=True, with_vector=True)
+                    )
+                    if page:
+                        points = [qe.Point(r.id, to_vector(r.vector) or [], r.payload) for r in page]
+                        fresh.update(qe.UpdateOperation.upsert_points(points))
+                    if offset is None or not page:
+                        break
+                fresh.flush()
+                fresh.close()
+                self._shard.close()
+                self._shard = None
+                # Swap folders; an interruption here is finished by ensure_collection on the next open.
+                self.path.rename(old_dir)
+                fresh_dir.rename(self.path)
+                shutil.rmtree(old_dir)
+                self._shard = qe.EdgeShard.load(str(self.path), config)
+            except Exception as exc:
+                if self._shard is None and (self.path / "edge_config.json").exists():
+                    self._shard = qe.EdgeShard.load(str(self.path), config)
+                raise StoreError(f"compacting the Qdrant Edge store at {self.path} failed: {exc}") from exc
 
     def flush(self) -> None:
         self._call("flush", lambda s: s.flush())

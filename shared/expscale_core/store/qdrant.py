@@ -211,6 +211,9 @@ class QdrantExperienceStore:
         self._call("delete", lambda: self.client.delete(self.collection, points_selector=selector, wait=True))
         return n
 
+    def compact(self) -> None:
+        """Nothing to do here: a Qdrant server vacuums deleted points itself; local mode rewrites its SQLite."""
+
     def maintain(self) -> bool:
         """Nothing to do: a Qdrant server optimizes by itself, and local mode has no indexes."""
         return False
