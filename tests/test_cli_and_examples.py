@@ -109,6 +109,18 @@ def test_demo_runs_offline_with_the_real_model(tmp_path: Path) -> None:
     assert "Share > Export > PDF" in out and "25 MB" in out
     assert "refine: merged" in out
     assert all(p.is_relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    # The store the demo wrote is the one the commands it prints look at.
+    demo_dir = tmp_path / "demo"
+    assert f"expscale --data-dir {demo_dir} stats" in out
+    stats = subprocess.run(
+        [sys.executable, "-m", "expscale_core.cli", "--data-dir", str(demo_dir), "stats", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(),
+    )
+    assert stats.returncode == 0, stats.stderr
+    assert json.loads(stats.stdout)["experiences"]["active"] > 0
 
 
 def test_quickstart_example_learns_the_correction(tmp_path: Path) -> None:
@@ -154,3 +166,66 @@ def test_framework_examples_run_offline(script: str, expected: list[str], tmp_pa
     assert result.returncode == 0, result.stderr
     for text in expected:
         assert text in result.stdout
+
+
+def test_global_options_go_before_or_after_the_subcommand(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = _run(capsys, "--data-dir", str(data_dir), "--json", "stats")
+    after = _run(capsys, "stats", "--data-dir", str(data_dir), "--json")
+    assert before[0] == after[0] == 0
+    assert json.loads(before[1])["episodes"] == json.loads(after[1])["episodes"]
+
+
+def test_version_and_help_for_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("expscale ")
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    help_text = capsys.readouterr().out
+    assert "EXPSCALE_RETRIEVE__K" in help_text and "similarity floor" in help_text
+
+
+def test_read_only_commands_refuse_a_missing_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for command in (["stats"], ["search", "x"], ["export", str(tmp_path / "out.jsonl")]):
+        assert main(["--data-dir", str(tmp_path / "typo"), *command]) == 2
+        assert "no expscale data dir" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
+
+
+def test_search_honours_the_k_setting(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    main(["distill", "--data-dir", str(data_dir)])
+    capsys.readouterr()
+    monkeypatch.setenv("EXPSCALE_RETRIEVE__K", "1")
+    monkeypatch.setenv("EXPSCALE_RETRIEVE__MIN_SCORE", "-1")
+    code, out = _run(capsys, "search", "capital", "--data-dir", str(data_dir), "--json")
+    assert code == 0 and len(json.loads(out)) == 1
+
+
+def test_settings_errors_name_the_variable_and_typos_are_flagged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXPSCALE_RETRIEVE__K", "0")
+    assert main(["--data-dir", str(tmp_path), "stats"]) == 2
+    assert "EXPSCALE_RETRIEVE__K" in capsys.readouterr().err
+    monkeypatch.delenv("EXPSCALE_RETRIEVE__K")
+    monkeypatch.setenv("EXPSCALE_RETRIEV__K", "3")
+    with pytest.warns(UserWarning, match="EXPSCALE_RETRIEV__K is ignored; did you mean EXPSCALE_RETRIEVE__K"):
+        ExpscaleSettings()
+
+
+def test_a_closed_pipe_ends_quietly(data_dir: Path) -> None:
+    env = _env() | {"EXPSCALE_EMBEDDER__PROVIDER": "hash"}
+    cmd = f"{sys.executable} -m expscale_core.cli episodes --limit 1000 --data-dir {data_dir} | head -c 1"
+    result = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120, env=env)
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
+
+
+def test_llm_without_a_key_is_a_config_error_naming_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from expscale_core import ConfigError
+    from expscale_core.factory import build_llm
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match=r"EXPSCALE_LLM__API_KEY.*EXPSCALE_LLM__BASE_URL"):
+        build_llm(ExpscaleSettings(llm={"model": "gpt-4o-mini"}))

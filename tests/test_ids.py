@@ -27,3 +27,9 @@ def test_a_wrong_id_type_is_a_type_error_that_says_what_is_accepted(engine: Expe
 def test_a_single_id_where_a_list_is_expected_is_refused(engine: ExperienceEngine) -> None:
     with pytest.raises(TypeError, match="list of ids"):
         engine.restore("abc")  # type: ignore[arg-type]
+
+
+def test_retrieve_after_close_is_the_same_clear_error_as_record(engine: ExperienceEngine) -> None:
+    engine.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        engine.retrieve("anything")

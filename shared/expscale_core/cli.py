@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 from expscale_core.episode import EpisodeStatus
 from expscale_core.errors import ExpscaleError
 from expscale_core.scope import Scope
-from expscale_core.settings import ExpscaleSettings
+from expscale_core.settings import ExpscaleSettings, settings_error
 
 if TYPE_CHECKING:
     from expscale_core.engine import ExperienceEngine
@@ -22,19 +23,40 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
+_READ_ONLY = {"stats", "search", "export", "episodes", "quarantine"}
+
+
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    # Accepted before or after the subcommand; the subcommand's copy must not reset what came before it.
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--data-dir", type=Path, default=default, help="data directory (default: EXPSCALE_DATA_DIR or ./.expscale)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS if suppress else False, help="print JSON"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
+    from expscale_core import __version__
+
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", type=Path, help="data directory (default: EXPSCALE_DATA_DIR or ./.expscale)")
-    common.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    _global_options(common, suppress=True)
 
     p = argparse.ArgumentParser(prog="expscale", description="Experience memory for LLM applications.")
+    p.add_argument("--version", action="version", version=f"expscale {__version__}")
+    _global_options(p, suppress=False)
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("stats", parents=[common], help="counts of experiences and episodes")
+    sub.add_parser("stats", parents=[common], help="experiences, episodes and memory-quality figures")
     s = sub.add_parser("search", parents=[common], help="retrieve experiences for a query")
-    s.add_argument("query")
-    s.add_argument("-k", type=int, default=5)
-    s.add_argument("--namespace", default=None, help="scope namespace (default: all of 'default')")
-    s.add_argument("--min-score", type=float, default=None)
+    s.add_argument("query", help="the text to find experiences for")
+    s.add_argument("-k", type=int, default=None, help="how many (default: EXPSCALE_RETRIEVE__K, 5)")
+    s.add_argument("--namespace", default=None, help="scope namespace to read (default: 'default')")
+    s.add_argument(
+        "--min-score", type=float, default=None, help="similarity floor (default: EXPSCALE_RETRIEVE__MIN_SCORE)"
+    )
+    q = sub.add_parser("quarantine", parents=[common], help="list lessons held back as possible injections")
+    q.add_argument("--release", nargs="+", metavar="ID", help="a person's decision: serve these after all")
     d = sub.add_parser("distill", parents=[common], help="distill queued episodes now")
     d.add_argument("--retry-failed", action="store_true", help="move failed episodes back to the queue first")
     sub.add_parser("refine", parents=[common], help="merge, supersede, decay and cap the store now")
@@ -43,14 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("import", parents=[common], help="read experiences from a JSONL file (re-embeds them)")
     i.add_argument("file", type=Path)
     ep = sub.add_parser("episodes", parents=[common], help="list captured episodes")
-    ep.add_argument("--status", choices=[s.value for s in EpisodeStatus], default=None)
-    ep.add_argument("--limit", type=int, default=20)
+    ep.add_argument("--status", choices=[s.value for s in EpisodeStatus], default=None, help="only this status")
+    ep.add_argument("--limit", type=int, default=20, help="at most this many, newest first")
     r = sub.add_parser("restore", parents=[common], help="make archived or superseded experiences active again")
-    r.add_argument("ids", nargs="+")
+    r.add_argument("ids", nargs="+", help="experience ids")
     x = sub.add_parser("delete", parents=[common], help="completely delete a scope or an episode")
     group = x.add_mutually_exclusive_group(required=True)
     group.add_argument("--scope", help='namespace to delete, or JSON like \'{"namespace": "a", "user": "u1"}\'')
-    group.add_argument("--episode", help="episode id to delete, with experiences that came only from it")
+    group.add_argument("--episode", help="episode id to delete, with every experience its text reached")
     sub.add_parser("demo", parents=[common], help="offline demo: learn from a stream of episodes")
     from expscale_core.eval.command import add_parser as add_eval_parser
 
@@ -86,6 +108,11 @@ def _run(args: argparse.Namespace) -> int:
 
         return run_eval(args)
     settings = _settings(args)
+    if args.command in _READ_ONLY and not settings.data_dir.is_dir():
+        raise FileNotFoundError(
+            f"no expscale data dir at {settings.data_dir}; check --data-dir or EXPSCALE_DATA_DIR "
+            "(read-only commands never create one)"
+        )
     if args.command == "demo":
         from expscale_core.demo import run_demo
 
@@ -114,7 +141,7 @@ def _stats(engine: ExperienceEngine, args: argparse.Namespace) -> int:
 
 def _search(engine: ExperienceEngine, args: argparse.Namespace) -> int:
     scope = Scope(namespace=args.namespace) if args.namespace else None
-    hits = engine.retrieve(args.query, k=args.k, scope=scope, min_score=args.min_score)
+    hits = engine.retrieve(args.query, k=args.k, scope=scope, min_score=args.min_score)  # None: the settings
     _emit(
         args,
         [{"score": h.score, "similarity": h.similarity, **h.experience.model_dump(mode="json")} for h in hits],
@@ -193,6 +220,25 @@ def _episodes(engine: ExperienceEngine, args: argparse.Namespace) -> int:
     return 0
 
 
+def _quarantine(engine: ExperienceEngine, args: argparse.Namespace) -> int:
+    if args.release:
+        n = engine.release(args.release)
+        _emit(args, {"released": n}, lambda: f"released {n} experiences; they will be served")
+        return 0
+    held = engine.quarantined()
+    _emit(
+        args,
+        [
+            {"id": e.id, "reason": e.quarantine_reason, **e.model_dump(mode="json", include={"content", "scope"})}
+            for e in held
+        ],
+        lambda: (
+            "\n".join(f"{e.id}  [{e.quarantine_reason}]  {e.content[:100]!r}" for e in held) or "nothing in quarantine"
+        ),
+    )
+    return 0
+
+
 def _restore(engine: ExperienceEngine, args: argparse.Namespace) -> int:
     n = engine.restore(args.ids)
     _emit(args, {"restored": n}, lambda: f"restored {n} experiences")
@@ -217,6 +263,7 @@ _COMMANDS: dict[str, Callable[[ExperienceEngine, argparse.Namespace], int]] = {
     "import": _import,
     "episodes": _episodes,
     "restore": _restore,
+    "quarantine": _quarantine,
     "delete": _delete,
 }
 
@@ -225,7 +272,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _run(args)
-    except (ExpscaleError, ValidationError, ValueError, FileNotFoundError) as exc:
+    except BrokenPipeError:
+        # `expscale ... | head`: the reader left; end quietly instead of a traceback at interpreter exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except ValidationError as exc:
+        print(f"expscale: error: {settings_error(exc)}", file=sys.stderr)
+        return 2
+    except PermissionError as exc:
+        print(
+            f"expscale: error: no permission to write {exc.filename or 'the data dir'}; choose a writable "
+            "--data-dir (or EXPSCALE_DATA_DIR)",
+            file=sys.stderr,
+        )
+        return 2
+    except (ExpscaleError, ValueError, FileNotFoundError) as exc:
         print(f"expscale: error: {exc}", file=sys.stderr)
         return 2
 

@@ -93,8 +93,8 @@ def run_demo(settings: ExpscaleSettings, out: TextIO) -> float:
     started = time.perf_counter()
     demo_dir = settings.data_dir / "demo"
     shutil.rmtree(demo_dir, ignore_errors=True)
-    # Its own folder and collection, so the demo never touches the user's experiences.
-    store = settings.store.model_copy(update={"path": None, "collection": "expscale_demo"})
+    # Its own data dir, so the demo never touches the user's experiences; the CLI reads it with --data-dir.
+    store = settings.store.model_copy(update={"path": None, "url": None})
     demo_settings = settings.model_copy(update={"data_dir": demo_dir, "store": store})
     engine = ExperienceEngine.from_settings(demo_settings)
     with engine:
@@ -128,5 +128,7 @@ def run_demo(settings: ExpscaleSettings, out: TextIO) -> float:
         for exp, _ in engine.store.scan(scope=_SCOPE, statuses=[ExperienceStatus.ACTIVE]):
             print(f"  {render_experience(exp)}  (support {exp.support})", file=out)
     elapsed = time.perf_counter() - started
-    print(f"\ndemo finished in {elapsed:.1f} s", file=out)
+    print(f"\ndemo finished in {elapsed:.1f} s. Look at its store with:", file=out)
+    print(f"  expscale --data-dir {demo_dir} stats", file=out)
+    print(f"  expscale --data-dir {demo_dir} search {_QUERIES[0]!r} --namespace {_SCOPE.namespace}", file=out)
     return elapsed

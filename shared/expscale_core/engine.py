@@ -176,7 +176,12 @@ class ExperienceEngine:
             comment = self.redact(comment) if comment is not None else None
             correction = self.redact(correction) if correction is not None else None
         outcome = Outcome(score=float(score), comment=comment, correction=correction)
-        self.queue.attach_outcome(episode_id, outcome)
+        if not self.queue.attach_outcome(episode_id, outcome):
+            log.warning(
+                "feedback for episode %s, which is not recorded (yet): it is kept and joins the episode when it "
+                "is recorded; check the id if this is unexpected (LangChain: the root run id)",
+                episode_id,
+            )
         self.queue.set_verdict(episode_id, (score > 0) - (score < 0))
         self._wake()
 
@@ -204,6 +209,7 @@ class ExperienceEngine:
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, not {type(query).__name__}")
         served_to = coerce_id(episode_id) if episode_id is not None else None
+        self._check_open()
         k = self.retrieve_settings.k if k is None else k
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")

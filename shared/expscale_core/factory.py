@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
 
 from expscale_core.distill.base import Distiller
 from expscale_core.distill.llm_distiller import LLMDistiller
@@ -16,7 +19,7 @@ from expscale_core.errors import ConfigError
 from expscale_core.llm import LLM, OpenAILLM
 from expscale_core.queue import EpisodeQueue
 from expscale_core.redact import build_redactor
-from expscale_core.settings import ExpscaleSettings
+from expscale_core.settings import ExpscaleSettings, settings_error
 from expscale_core.store.base import ExperienceStore
 
 if TYPE_CHECKING:
@@ -35,6 +38,11 @@ def build_openai_client(settings: ExpscaleSettings) -> openai.OpenAI:
     api_key = settings.llm.api_key.get_secret_value() if settings.llm.api_key else None
     if api_key is None and settings.llm.base_url:
         api_key = "not-needed"  # local OpenAI-compatible servers usually ignore the key, but the client wants one
+    if api_key is None and not os.environ.get("OPENAI_API_KEY"):
+        raise ConfigError(
+            "an LLM is configured (EXPSCALE_LLM__MODEL) but there is no API key: set EXPSCALE_LLM__API_KEY "
+            "(or OPENAI_API_KEY), or EXPSCALE_LLM__BASE_URL for a local OpenAI-compatible server"
+        )
     return openai.OpenAI(
         api_key=api_key,
         base_url=settings.llm.base_url,
@@ -98,7 +106,10 @@ def build_engine(cls: type[ExperienceEngine], settings: ExpscaleSettings | None,
     if unknown:
         raise TypeError(f"unknown override(s) {sorted(unknown)}; allowed: {sorted(_COLLABORATORS)}")
     if settings is None:
-        settings = ExpscaleSettings()
+        try:
+            settings = ExpscaleSettings()
+        except ValidationError as exc:
+            raise ConfigError(settings_error(exc)) from exc
     elif not isinstance(settings, ExpscaleSettings):
         raise TypeError(f"settings must be ExpscaleSettings, not {type(settings).__name__}")
     llm = overrides.pop("llm") if "llm" in overrides else build_llm(settings)

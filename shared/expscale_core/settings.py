@@ -5,10 +5,13 @@ Nested sections use ``__``: ``EXPSCALE_LLM__MODEL=gpt-4o-mini``, ``EXPSCALE_STOR
 
 from __future__ import annotations
 
+import difflib
+import os
+import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -21,6 +24,7 @@ __all__ = [
     "RefineSettings",
     "RetrieveSettings",
     "StoreSettings",
+    "settings_error",
 ]
 
 
@@ -168,6 +172,17 @@ class ExpscaleSettings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _warn_unknown_variables(self) -> ExpscaleSettings:
+        # pydantic-settings ignores EXPSCALE_* variables it does not know; a typo would silently do nothing.
+        known = _env_names(type(self))
+        for name in sorted(os.environ):
+            if name.upper().startswith("EXPSCALE_") and name.upper() not in known:
+                close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                warnings.warn(f"unknown setting {name} is ignored{hint}", UserWarning, stacklevel=2)
+        return self
+
     def qdrant_path(self) -> str:
         """Where expscale 0.1 kept its embedded qdrant-client folder: ``store.path`` if set, else
         ``<data_dir>/qdrant`` (read only to migrate it)."""
@@ -180,3 +195,26 @@ class ExpscaleSettings(BaseSettings):
 
     def queue_path(self) -> str:
         return str(self.data_dir / "episodes.sqlite3")
+
+
+def _env_names(model: type[BaseModel], prefix: str = "EXPSCALE_") -> list[str]:
+    names = []
+    for field, info in model.model_fields.items():
+        name = f"{prefix}{field.upper()}"
+        names.append(name)
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names += _env_names(annotation, f"{name}__")
+    return names
+
+
+def settings_error(exc: ValidationError) -> str:
+    """A settings validation error in the words the user set them: ``EXPSCALE_RETRIEVE__K``, not ``retrieve.k``."""
+    parts = []
+    for err in exc.errors():
+        loc = [str(x) for x in err["loc"] if not str(x).isdigit()]
+        variable = "EXPSCALE_" + "__".join(x.upper() for x in loc) if loc else "EXPSCALE_*"
+        value: Any = err.get("input")
+        shown = f" (got {value!r})" if not isinstance(value, dict) else ""
+        parts.append(f"{variable}: {err['msg']}{shown}")
+    return "invalid settings: " + "; ".join(parts) + ". Fix the environment variable or the argument named."
