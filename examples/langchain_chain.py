@@ -33,7 +33,7 @@ def main() -> None:
     )
     with ExperienceEngine.from_settings(ExpscaleSettings(data_dir=data_dir())) as engine:
         print(f"model: {'offline fake' if offline else type(model).__name__}   embedder: {engine.embedder.model_id}")
-        chain = with_experience(PROMPT | model | StrOutputParser(), engine, query_key="question")
+        chain = with_experience(PROMPT | model | StrOutputParser(), engine, input_key="question")
 
         run_id = uuid.uuid4()  # the root run id is the episode id
         first = chain.invoke(

@@ -10,7 +10,7 @@ from expscale_core import DEFAULT_HEADER, ExpscaleError, Scope, ScoredExperience
 from llama_index.core.instrumentation.span import active_span_id
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, field_validator
 
 from llamaindex_expscale.instrumentation import Instrumentation, find_instrumentation
 
@@ -62,14 +62,21 @@ class ExperiencePostprocessor(BaseNodePostprocessor):
     """
 
     top_k: int = Field(default=3, ge=1)
-    min_score: float | None = None
+    min_score: float | None = Field(default=None, ge=-1, le=1)
     mode: Literal["prepend", "append"] = "prepend"
     scope: Scope | None = None
+
+    @field_validator("scope", mode="before")
+    @classmethod
+    def _coerce_scope(cls, value: Any) -> Scope | None:
+        return None if value is None else Scope.coerce(value)  # Scope, dict or namespace, like every adapter
 
     _engine: ExperienceEngine = PrivateAttr()
     _capture: Instrumentation | None = PrivateAttr(default=None)
 
     def __init__(self, *, engine: ExperienceEngine, capture: Instrumentation | None = None, **kwargs: Any) -> None:
+        if "top_n" in kwargs:  # LlamaIndex postprocessors call it top_n
+            kwargs["top_k"] = kwargs.pop("top_n")
         super().__init__(**kwargs)
         self._engine = engine
         self._capture = capture

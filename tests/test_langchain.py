@@ -182,7 +182,7 @@ def test_failing_store_does_not_break_the_chain_and_loses_nothing() -> None:
 def test_lcel_learns_from_a_correction_and_serves_paraphrases(minilm_engine: ExperienceEngine) -> None:
     engine = minilm_engine
     model = RecordingFakeChatModel(messages=iter([AIMessage(content=a) for a in ("1937", "1933", "1933")]))
-    chain = with_experience(PROMPT | model | StrOutputParser(), engine, query_key="question")
+    chain = with_experience(PROMPT | model | StrOutputParser(), engine, input_key="question")
     handler_ids: list[str] = []
 
     class RootIds(BaseCallbackHandler):
@@ -356,3 +356,23 @@ def test_retriever_never_raises_a_store_outage_into_the_chain() -> None:
         assert retriever.invoke("anything") == []
         assert asyncio.run(retriever.ainvoke("anything")) == []
         store.broken = False
+
+
+def test_with_experience_uses_langchains_memory_key_and_input_key_names() -> None:
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_core.runnables import RunnableLambda
+
+    engine = _seeded_engine()
+    prompt = ChatPromptTemplate.from_messages([("system", "{lessons}"), ("human", "{question}")])
+    seen: list[str] = []
+    chain = with_experience(
+        prompt | RunnableLambda(lambda p: seen.append(p.to_string()) or "ok"),
+        engine,
+        memory_key="lessons",
+        input_key="question",
+    )
+    chain.invoke({"question": "capital of Peru", "other": "ignored"})
+    assert "Lima" in seen[0]
+    with pytest.warns(DeprecationWarning, match="input_key"):
+        with_experience(prompt | RunnableLambda(lambda p: "ok"), engine, memory_key="lessons", query_key="question")
+    engine.close()

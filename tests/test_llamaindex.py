@@ -257,3 +257,16 @@ def test_llamaindex_embeddings_serve_as_the_engine_embedder() -> None:
         engine.record(Episode(input="q", output="a", outcome=Outcome(score=1)))
         assert engine.drain(timeout=10)
         assert engine.store.count() == 1
+
+
+def test_adapters_take_scopes_as_strings_and_llamaindex_names() -> None:
+    from expscale_core import Scope
+    from expscale_core.testing import make_engine as _make
+
+    from llamaindex_expscale import ExperienceMemoryBlock, ExperiencePostprocessor
+
+    with _make() as eng:
+        post = ExperiencePostprocessor(engine=eng, top_n=2, scope="support")
+        assert post.top_k == 2 and post.scope == Scope(namespace="support")
+        block = ExperienceMemoryBlock(engine=eng, scope={"namespace": "support", "user": "u1"})
+        assert block.scope == Scope(namespace="support", user="u1")

@@ -105,7 +105,7 @@ def _chain_accuracy(tmp: Path, distiller: str | None) -> int:
     )
     settings = _settings(tmp, llm=distiller == "llm")
     with ExperienceEngine.from_settings(settings, autostart=False) as engine:
-        chain = with_experience(prompt | model | StrOutputParser(), engine, query_key="question")
+        chain = with_experience(prompt | model | StrOutputParser(), engine, input_key="question")
         if distiller is not None:
             for question, correction, _, answer in _FACTS:
                 run_id = uuid.uuid4()
