@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from expscale_core.store.edge import EdgeExperienceStore
     from expscale_core.store.qdrant import QdrantExperienceStore
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str) -> Any:

@@ -124,6 +124,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _stats(engine: ExperienceEngine, args: argparse.Namespace) -> int:
     st = engine.stats()
+    q = st.quality
     _emit(
         args,
         st.model_dump(),
@@ -133,6 +134,12 @@ def _stats(engine: ExperienceEngine, args: argparse.Namespace) -> int:
                 f"active tokens: {st.active_tokens}",
                 "episodes: " + ", ".join(f"{k} {v}" for k, v in st.episodes.items()),
                 f"embedder: {st.embedder}   distiller: {st.distiller}",
+                f"LLM (all runs on this data dir): {st.llm_calls} calls, {st.llm_prompt_tokens} prompt tokens",
+                f"quality: near-duplicates {q.near_duplicate_rate:.1%} of active, {q.merged_records} merged records, "
+                f"{q.superseded} superseded, {q.quarantined} quarantined, {q.repaired} repaired",
+                f"served feedback: {q.served_helpful} helpful, {q.served_harmful} harmful, {q.served_unrated} unrated"
+                f" (helpful rate {q.helpful_rate:.0%}); utility p10/p50/p90 "
+                f"{q.utility_p10:+.2f} / {q.utility_p50:+.2f} / {q.utility_p90:+.2f}",
             ]
         ),
     )

@@ -23,6 +23,7 @@ from expscale_core.errors import ExpscaleError, LLMOutputError, QueueError
 from expscale_core.experience import Experience, ExperienceStatus, ScoredExperience
 from expscale_core.ids import IdLike, coerce_id, coerce_ids
 from expscale_core.llm import LLM
+from expscale_core.quality import MemoryQuality, memory_quality
 from expscale_core.queue import EpisodeQueue
 from expscale_core.refine import Refiner, RefineReport
 from expscale_core.retrieve import format_experiences, rank
@@ -37,10 +38,12 @@ __all__ = ["EngineStats", "ExperienceEngine"]
 
 log = logging.getLogger(__name__)
 ScopeLike = Scope | dict[str, Any] | str | None
+_LLM_COUNTERS = ("llm_calls", "llm_prompt_tokens", "llm_completion_tokens")
 
 
 class EngineStats(BaseModel):
-    """A snapshot of the engine's store and queue."""
+    """A snapshot of the engine's store and queue, with memory-quality figures. LLM counters are totals
+    over every process that used this data dir."""
 
     experiences: dict[str, int]
     active_tokens: int
@@ -50,6 +53,7 @@ class EngineStats(BaseModel):
     llm_calls: int
     llm_prompt_tokens: int
     llm_completion_tokens: int
+    quality: MemoryQuality
 
 
 class ExperienceEngine:
@@ -105,6 +109,7 @@ class ExperienceEngine:
         self._refine_lock = threading.Lock()
         self._closed = False
         self._unreleased: set[str] = set()
+        self._llm_persisted: dict[str, int] = {}
         self._autostart = autostart
         self.redact = redact
         """Applied to every text the engine stores: captured episodes from any adapter, feedback comments and
@@ -262,6 +267,8 @@ class ExperienceEngine:
         self._maybe_refine()
         if not handled:
             self._maintain_store()
+        else:
+            self._persist_llm_usage()
         return handled
 
     def _maintain_store(self) -> None:
@@ -277,6 +284,7 @@ class ExperienceEngine:
         handled = self.distill_pending(ignore_delay=True)
         handled += self._flush_credits()
         self._maybe_refine()
+        self._persist_llm_usage()
         return handled
 
     def distill_pending(
@@ -563,19 +571,40 @@ class ExperienceEngine:
 
     def stats(self) -> EngineStats:
         self.store.ensure_collection(self.embedder.dimension)
+        self._persist_llm_usage()
         by_status = {s.value: self.store.count(statuses=[s]) for s in ExperienceStatus}
-        tokens = sum(count_tokens(e.content) for e, _ in self.store.scan(statuses=[ExperienceStatus.ACTIVE]))
-        usage = self.llm.usage if self.llm is not None else None
+        active = list(self.store.scan(statuses=[ExperienceStatus.ACTIVE], with_vectors=True))
+        repaired = sum(1 for e, _ in self.store.scan() if e.provenance.repairs)
+        quality = memory_quality(
+            active,
+            by_status,
+            repaired,
+            self.queue.verdict_counts(),
+            duplicate_threshold=self.refine_settings.duplicate_threshold,
+        )
+        totals = {k: int(self.queue.get_meta(k) or 0) for k in _LLM_COUNTERS}
         return EngineStats(
             experiences=by_status,
-            active_tokens=tokens,
+            active_tokens=sum(count_tokens(e.content) for e, _ in active),
             episodes=self.queue.counts(),
             embedder=self.embedder.model_id,
             distiller=self.distiller.name,
-            llm_calls=usage.calls if usage else 0,
-            llm_prompt_tokens=usage.prompt_tokens if usage else 0,
-            llm_completion_tokens=usage.completion_tokens if usage else 0,
+            llm_calls=totals["llm_calls"],
+            llm_prompt_tokens=totals["llm_prompt_tokens"],
+            llm_completion_tokens=totals["llm_completion_tokens"],
+            quality=quality,
         )
+
+    def _persist_llm_usage(self) -> None:
+        """Add this process's LLM usage since the last call to the data dir's counters."""
+        if self.llm is None:
+            return
+        u = self.llm.usage
+        now = {"llm_calls": u.calls, "llm_prompt_tokens": u.prompt_tokens, "llm_completion_tokens": u.completion_tokens}
+        deltas = {k: v - self._llm_persisted.get(k, 0) for k, v in now.items()}
+        if any(deltas.values()):
+            self.queue.add_meta_counts(deltas)
+            self._llm_persisted = now
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -590,6 +619,7 @@ class ExperienceEngine:
         self._worker.stop()
         try:
             self._flush_credits()
+            self._persist_llm_usage()
         except ExpscaleError as exc:
             log.warning("could not flush usage statistics on close: %s", exc)
         self._closed = True

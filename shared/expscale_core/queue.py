@@ -411,6 +411,19 @@ class EpisodeQueue:
                 [(verdict, ep, exp) for ep, exp, verdict, _, _ in rows],
             )
 
+    def verdict_counts(self) -> dict[int, int]:
+        """How many serves were rated helpful (+1), harmful (-1) or not at all (0)."""
+        rows = self._read(lambda db: db.execute("SELECT verdict, COUNT(*) FROM served GROUP BY verdict").fetchall())
+        return {int(v): int(n) for v, n in rows}
+
+    def add_meta_counts(self, deltas: dict[str, int]) -> None:
+        """Add to persistent counters (LLM calls and tokens across processes)."""
+        with self._tx() as db:
+            for key, delta in deltas.items():
+                row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+                total = (int(row[0]) if row else 0) + delta
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(total)))
+
     def served(self, episode_id: str) -> list[str]:
         rows = self._read(
             lambda db: db.execute(
