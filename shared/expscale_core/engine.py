@@ -19,7 +19,7 @@ from expscale_core.credit import apply_credit
 from expscale_core.distill.base import Decision, Distiller
 from expscale_core.embed.base import Embedder
 from expscale_core.episode import Episode, Outcome, utcnow
-from expscale_core.errors import ExpscaleError, LLMOutputError, QueueError
+from expscale_core.errors import ExpscaleError, LLMOutputError, QueueError, StoreError
 from expscale_core.experience import Experience, ExperienceStatus, ScoredExperience
 from expscale_core.ids import IdLike, coerce_id, coerce_ids
 from expscale_core.llm import LLM
@@ -39,6 +39,10 @@ __all__ = ["EngineStats", "ExperienceEngine"]
 log = logging.getLogger(__name__)
 ScopeLike = Scope | dict[str, Any] | str | None
 _LLM_COUNTERS = ("llm_calls", "llm_prompt_tokens", "llm_completion_tokens")
+
+
+class _StoreDown(Exception):
+    """Internal: the store failed during a distillation; stop the batch."""
 
 
 class EngineStats(BaseModel):
@@ -110,6 +114,7 @@ class ExperienceEngine:
         self._closed = False
         self._unreleased: set[str] = set()
         self._llm_persisted: dict[str, int] = {}
+        self._store_down = False
         self._autostart = autostart
         self.redact = redact
         """Applied to every text the engine stores: captured episodes from any adapter, feedback comments and
@@ -209,7 +214,8 @@ class ExperienceEngine:
         """The ``k`` most useful active experiences for ``query`` in ``scope``, best first.
 
         ``min_score`` is a floor on cosine similarity (default from settings). With ``episode_id``,
-        the engine remembers what it served so :meth:`feedback` on that episode credits them.
+        the engine remembers what it served so :meth:`feedback` on that episode credits them. While the
+        store is unreachable this returns no experiences (logged once per outage) instead of raising.
         """
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, not {type(query).__name__}")
@@ -225,15 +231,21 @@ class ExperienceEngine:
         if min_score is not None and not (isinstance(min_score, (int, float)) and -1.0 <= min_score <= 1.0):
             raise ValueError(f"min_score is a cosine-similarity floor in [-1, 1], got {min_score!r}")
         floor = self.retrieve_settings.min_score if min_score is None else min_score
+        read_scope = Scope.coerce(scope) if scope is not None else self.scope
         with self._worker.request():
-            self.store.ensure_collection(self.embedder.dimension)
-            vector = self.embedder.embed([query])[0]
-            candidates = self.store.search(
-                vector,
-                scope=Scope.coerce(scope) if scope is not None else self.scope,
-                limit=k * 3,
-                min_similarity=floor,
-            )
+            try:
+                self.store.ensure_collection(self.embedder.dimension)
+                vector = self.embedder.embed([query])[0]
+                candidates = self.store.search(vector, scope=read_scope, limit=k * 3, min_similarity=floor)
+            except StoreError as exc:
+                # Serve without memory while the store is unreachable; say so once per outage, not per request.
+                if not self._store_down:
+                    log.warning("experience store unavailable, serving without experience until it is back: %s", exc)
+                self._store_down = True
+                return []
+            if self._store_down:
+                log.info("experience store is back")
+                self._store_down = False
             now = self._clock()
             ranked = rank(candidates, k=k, now=now, settings=self.retrieve_settings)
             if ranked:
@@ -322,6 +334,10 @@ class ExperienceEngine:
                 except QueueError:
                     self._unreleased.update(e.id for e in episodes[i:])
                     raise
+                except _StoreDown:
+                    # No point claiming more while the store is unreachable: the rest wait for the next step.
+                    self.queue.release([e.id for e in episodes[i + 1 :]])
+                    return handled
                 handled += 1
                 if progress is not None:
                     progress(1)
@@ -404,12 +420,16 @@ class ExperienceEngine:
             self.queue.fail(episode.id, str(exc), raw_output=exc.raw)
             return
         except (ExpscaleError, OSError) as exc:
+            store_down = isinstance(exc, StoreError)
             gave_up = self.queue.defer(
                 episode.id,
                 f"{type(exc).__name__}: {exc}",
                 backoff_s=self.distill_settings.retry_backoff_s,
                 max_attempts=self.distill_settings.max_attempts,
+                count_attempt=not store_down,  # an outage of the store is not this episode's fault
             )
+            if store_down:
+                raise _StoreDown from exc
             log.warning(
                 "episode %s: distillation failed (%s); %s",
                 episode.id,

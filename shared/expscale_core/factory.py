@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from expscale_core.embed.base import CachedEmbedder, Embedder
 from expscale_core.embed.hashing import HashEmbedder
 from expscale_core.embed.minilm import MiniLMEmbedder
 from expscale_core.embed.openai_embedder import OpenAIEmbedder
-from expscale_core.errors import ConfigError
+from expscale_core.errors import CollectionMismatchError, ConfigError, StoreError, StoreLockedError
 from expscale_core.llm import LLM, OpenAILLM
 from expscale_core.queue import EpisodeQueue
 from expscale_core.redact import build_redactor
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     import openai
 
     from expscale_core.engine import ExperienceEngine
+
+log = logging.getLogger(__name__)
 
 __all__ = ["build_embedder", "build_engine", "build_llm", "build_openai_client", "build_store"]
 
@@ -121,7 +124,14 @@ def build_engine(cls: type[ExperienceEngine], settings: ExpscaleSettings | None,
     )
     store = overrides.pop("store", None) or build_store(settings, embedder.dimension)
     try:
-        store.ensure_collection(embedder.dimension)
+        try:
+            store.ensure_collection(embedder.dimension)
+        except (CollectionMismatchError, StoreLockedError):
+            raise  # configuration problems: the message says how to fix them
+        except StoreError as exc:
+            # A server that is down must not stop the app: it serves without memory, episodes queue locally,
+            # and the store is set up on first use once it answers.
+            log.warning("experience store unreachable at start-up, continuing without it for now: %s", exc)
         queue = overrides.pop("queue", None) or EpisodeQueue(
             settings.queue_path(),
             delay_s=settings.distill.delay_s,

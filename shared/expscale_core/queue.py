@@ -303,8 +303,11 @@ class EpisodeQueue:
         """Mark a claimed episode failed, keeping the error and the raw LLM output for inspection and retry."""
         self._set_status([episode_id], EpisodeStatus.FAILED, error=error, raw=raw_output)
 
-    def defer(self, episode_id: str, error: str, *, backoff_s: float, max_attempts: int) -> bool:
+    def defer(
+        self, episode_id: str, error: str, *, backoff_s: float, max_attempts: int, count_attempt: bool = True
+    ) -> bool:
         """Put an episode back after a transient failure, later each time; fail it after ``max_attempts``.
+        ``count_attempt=False`` (the store is down, not the episode's fault) retries without using one up.
 
         Returns True when it was failed for good (until ``retry_failed``).
         """
@@ -312,7 +315,7 @@ class EpisodeQueue:
             row = db.execute("SELECT attempts FROM episodes WHERE id=?", (episode_id,)).fetchone()
             if row is None:
                 return False
-            attempts = row[0] + 1
+            attempts = row[0] + 1 if count_attempt else max(row[0], 1)
             if attempts >= max_attempts:
                 failed = True
             else:
