@@ -8,7 +8,7 @@ from typing import Any
 from expscale_core import Message
 from llama_index.core.base.llms.types import ChatMessage
 
-__all__ = ["message", "result_text", "span_input"]
+__all__ = ["message", "result_text", "span_input", "tool_output"]
 
 _INPUT_ARGS = ("message", "str_or_query_bundle", "query_str", "query", "user_msg", "input")
 
@@ -44,10 +44,21 @@ def span_input(arguments: dict[str, Any]) -> str:
 
 
 def result_text(result: Any) -> str | None:
-    """The answer of a query or chat call; None for streaming results, which are not consumed here."""
+    """The answer of a query, chat or agent run; None for streaming results, which are not consumed here."""
+    inner = getattr(result, "result", None)  # a workflow's StopEvent carries the agent's output
+    if inner is not None and inner is not result:
+        return result_text(inner) or str(inner)
     response = getattr(result, "response", None)
     if isinstance(response, str):
         return response
+    if isinstance(response, ChatMessage):  # AgentOutput
+        return response.content or ""
     if isinstance(result, str):
         return result
     return None
+
+
+def tool_output(result: Any) -> Any:
+    """What a tool returned, as the model saw it."""
+    content = getattr(result, "content", None)
+    return content if content is not None else result

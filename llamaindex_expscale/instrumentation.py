@@ -1,4 +1,9 @@
-"""Capture for LlamaIndex: one episode per top-level query or chat, from the instrumentation dispatcher."""
+"""Capture for LlamaIndex: one episode per top-level query, chat or agent run, from the instrumentation dispatcher.
+
+Agents (``FunctionAgent``, ``ReActAgent``, ``AgentWorkflow``) are workflows: their ``run`` span stays open until the
+workflow stops, and every step, LLM call and tool call runs inside it. Tool calls are their own spans (``acall`` /
+``call`` on a ``BaseTool``), which is where their input and output (or error) are recorded.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,6 @@ from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr
 from llama_index.core.instrumentation.dispatcher import Dispatcher  # type: ignore[attr-defined]  # re-exported
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
-from llama_index.core.instrumentation.events.agent import AgentToolCallEvent
 from llama_index.core.instrumentation.events.exception import ExceptionEvent
 from llama_index.core.instrumentation.events.llm import (
     LLMChatEndEvent,
@@ -23,9 +27,10 @@ from llama_index.core.instrumentation.events.llm import (
 from llama_index.core.instrumentation.events.retrieval import RetrievalEndEvent
 from llama_index.core.instrumentation.span import SimpleSpan
 from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
+from llama_index.core.tools import BaseTool
 from pydantic import PrivateAttr
 
-from llamaindex_expscale._convert import messages, result_text, span_input
+from llamaindex_expscale._convert import messages, result_text, span_input, tool_output
 
 if TYPE_CHECKING:
     from expscale_core import ExperienceEngine
@@ -37,6 +42,14 @@ _ROOT_METHODS = frozenset({"query", "aquery", "chat", "achat", "stream_chat", "a
 
 def _method(span_id: str) -> str:
     return span_id.split("-", 1)[0].rsplit(".", 1)[-1]
+
+
+def _is_workflow_run(id_: str, instance: Any) -> bool:
+    if _method(id_) != "run" or instance is None:
+        return False
+    from workflows import Workflow  # llama-index-core's workflows dependency
+
+    return isinstance(instance, Workflow)
 
 
 class ExperienceSpanHandler(BaseSpanHandler[SimpleSpan]):
@@ -64,10 +77,19 @@ class ExperienceSpanHandler(BaseSpanHandler[SimpleSpan]):
         tags: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> SimpleSpan | None:
+        arguments = dict(bound_args.arguments)
         if parent_span_id is not None and self._recorder.root_of(parent_span_id) is not None:
-            self._recorder.join(id_, parent_span_id)
-        elif _method(id_) in _ROOT_METHODS:
-            self._recorder.start(id_, None, input=span_input(dict(bound_args.arguments)), name=id_.split("-", 1)[0])
+            if isinstance(instance, BaseTool):
+                name = instance.metadata.name or type(instance).__name__
+                given = {k: v for k, v in arguments.items() if k not in ("self",)}
+                self._recorder.tool_start(id_, parent_span_id, name, given.get("kwargs", given))
+            else:
+                self._recorder.join(id_, parent_span_id)
+        elif _method(id_) in _ROOT_METHODS or _is_workflow_run(id_, instance):
+            start_event = arguments.get("start_event")  # an agent's run: the user message is on its start event
+            if start_event is not None:
+                arguments["user_msg"] = getattr(start_event, "user_msg", None)
+            self._recorder.start(id_, None, input=span_input(arguments), name=id_.split("-", 1)[0])
         return None
 
     def prepare_to_exit_span(
@@ -75,7 +97,9 @@ class ExperienceSpanHandler(BaseSpanHandler[SimpleSpan]):
     ) -> None:
         if self._recorder.is_open(id_):
             self._recorder.end(id_, output=result_text(result))
-            self._last.set(id_)
+            self._finished(id_)
+        elif isinstance(instance, BaseTool):
+            self._recorder.tool_end(id_, tool_output(result))
 
     def prepare_to_drop_span(
         self,
@@ -89,7 +113,15 @@ class ExperienceSpanHandler(BaseSpanHandler[SimpleSpan]):
             if err is not None:
                 self._recorder.error(id_, err)
             self._recorder.end(id_, output=None)
-            self._last.set(id_)
+            self._finished(id_)
+        elif isinstance(instance, BaseTool):
+            self._recorder.error(id_, err if err is not None else "tool call dropped")
+
+    def _finished(self, id_: str) -> None:
+        self._last.set(id_)
+        if self._owner is not None:
+            # An agent's run ends inside the workflow's own task, whose context the caller never sees.
+            self._owner._last_any = id_
 
 
 class ExperienceEventHandler(BaseEventHandler):
@@ -126,9 +158,6 @@ class ExperienceEventHandler(BaseEventHandler):
             )
         elif isinstance(event, LLMCompletionEndEvent):
             rec.llm_end(f"llm:{span}", event.response.text)
-        elif isinstance(event, AgentToolCallEvent):
-            rec.tool_start(event.id_, span, event.tool.name or "tool", event.arguments)
-            rec.tool_end(event.id_, None)
         elif isinstance(event, ExceptionEvent):
             rec.error(event.id_, event.exception)
 
@@ -141,6 +170,7 @@ class Instrumentation:
         self.engine = recorder.engine
         self._dispatcher = dispatcher
         self._last: contextvars.ContextVar[str | None] = contextvars.ContextVar("expscale_last_episode", default=None)
+        self._last_any: str | None = None
         self.span_handler = ExperienceSpanHandler(recorder, self._last)
         self.span_handler._owner = self
         self.event_handler = ExperienceEventHandler(recorder)
@@ -149,8 +179,9 @@ class Instrumentation:
 
     @property
     def last_episode_id(self) -> str | None:
-        """The episode of the latest query or chat that finished in this thread or task."""
-        return self._last.get()
+        """The episode of the latest query or chat that finished in this thread or task; for an agent run,
+        which finishes in the workflow's own task, the latest run that finished in the process."""
+        return self._last.get() or self._last_any
 
     def episode_id(self, span_id: str) -> str | None:
         """The episode a span belongs to, while it runs."""

@@ -270,3 +270,59 @@ def test_adapters_take_scopes_as_strings_and_llamaindex_names() -> None:
         assert post.top_k == 2 and post.scope == Scope(namespace="support")
         block = ExperienceMemoryBlock(engine=eng, scope={"namespace": "support", "user": "u1"})
         assert block.scope == Scope(namespace="support", user="u1")
+
+
+def _tool_calling_llm(tool: str, kwargs: dict[str, object], final: str) -> object:
+    from llama_index.core.base.llms.types import ChatMessage
+    from llama_index.core.llms.llm import ToolSelection
+    from llama_index.core.llms.mock import MockFunctionCallingLLM
+
+    calls = [0]
+
+    def reply(messages: object, **_: object) -> ChatMessage:
+        calls[0] += 1
+        if calls[0] == 1:
+            selection = ToolSelection(tool_id="t1", tool_name=tool, tool_kwargs=kwargs)
+            return ChatMessage(role="assistant", content="", additional_kwargs={"tool_calls": [selection]})
+        return ChatMessage(role="assistant", content=final)
+
+    return MockFunctionCallingLLM(response_generator=reply, is_chat_model=True)
+
+
+@pytest.mark.parametrize("kind", ["function-agent", "agent-workflow"])
+def test_an_agent_run_is_one_episode_with_its_tool_calls_and_answer(kind: str) -> None:
+    from expscale_core import ToolStep
+    from expscale_core.testing import make_engine as _make
+    from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent
+    from llama_index.core.tools import FunctionTool
+
+    from llamaindex_expscale import instrument
+
+    def lookup_rate(currency: str) -> str:
+        """Today's exchange rate to USD."""
+        if currency != "EUR":
+            raise ValueError(f"no rate for {currency}")
+        return "1.08"
+
+    async def scenario() -> str | None:
+        llm = _tool_calling_llm("lookup_rate", {"currency": "EUR"}, "20 EUR is 21.60 USD.")
+        agent = FunctionAgent(name="fx", tools=[FunctionTool.from_defaults(lookup_rate)], llm=llm)  # type: ignore[arg-type]
+        runner = agent if kind == "function-agent" else AgentWorkflow(agents=[agent])
+        await runner.run(user_msg="What is 20 EUR in USD?")
+        return capture.last_episode_id
+
+    with _make(autostart=False) as engine:
+        capture = instrument(engine)
+        try:
+            episode_id = asyncio.run(scenario())
+        finally:
+            capture.remove()
+        engine.flush()
+        episodes = [e for e, _, _ in engine.queue.list()]
+        assert len(episodes) == 1, "one episode per agent run, not one per LLM call"
+        (ep,) = episodes
+        assert ep.id == episode_id and ep.input == "What is 20 EUR in USD?" and ep.output == "20 EUR is 21.60 USD."
+        tools = [s for s in ep.steps if isinstance(s, ToolStep)]
+        assert [(t.tool, t.input, t.output) for t in tools] == [("lookup_rate", {"currency": "EUR"}, "1.08")]
+        engine.feedback(episode_id, 1)  # the id to give feedback on
+        assert engine.queue.get(episode_id).outcome.score == 1.0  # type: ignore[union-attr]
