@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -81,7 +82,9 @@ class QdrantExperienceStore:
         try:
             with self._lock:
                 return fn()
-        except (UnexpectedResponse, ResponseHandlingException, ValueError, RuntimeError, OSError) as exc:
+        except (UnexpectedResponse, ResponseHandlingException, ValueError, RuntimeError, OSError, sqlite3.Error) as exc:
+            # Local mode persists through SQLite: its errors (a full disk, a locked file) are store errors too,
+            # so they get the engine's retry instead of escaping.
             raise StoreError(f"Qdrant {what} on collection '{self.collection}' failed: {exc}") from exc
 
     def ensure_collection(self, dimension: int) -> None:
