@@ -64,6 +64,7 @@ class EdgeExperienceStore:
         # The shard is shared by the caller's threads and the worker; one lock keeps the binding's calls serial.
         self._lock = threading.RLock()
         self._since_optimize = 0
+        self._checked_backlog = False
         self._closed = False
 
     @classmethod
@@ -247,7 +248,13 @@ class EdgeExperienceStore:
         it: call it from a background thread while the app is idle (the engine's worker does).
         Returns True when something was optimized."""
         if not force and self._since_optimize < self.optimize_every:
-            return False
+            if self._checked_backlog:
+                return False
+            # Once per process: a store opened with many unindexed points (a migration, a bulk import) is due.
+            self._checked_backlog = True
+            info = self._call("info", lambda s: s.info())
+            if info.points_count - info.indexed_vectors_count < self.optimize_every:
+                return False
         started = time.perf_counter()
         changed = bool(self._call("optimize", lambda s: s.optimize()))
         self._since_optimize = 0
