@@ -177,8 +177,10 @@ class ExpscaleSettings(BaseSettings):
         # pydantic-settings ignores EXPSCALE_* variables it does not know; a typo would silently do nothing.
         known = _env_names(type(self))
         for name in sorted(os.environ):
-            if name.upper().startswith("EXPSCALE_") and name.upper() not in known:
-                close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.6)
+            upper = name.upper()
+            # EXPSCALE_TEST_* configure the test suite (a real model for the real_llm tests), not the library.
+            if upper.startswith("EXPSCALE_") and not upper.startswith("EXPSCALE_TEST_") and upper not in known:
+                close = difflib.get_close_matches(upper, known, n=1, cutoff=0.6)
                 hint = f"; did you mean {close[0]}?" if close else ""
                 warnings.warn(f"unknown setting {name} is ignored{hint}", UserWarning, stacklevel=2)
         return self
