@@ -237,3 +237,15 @@ def test_a_failed_migration_leaves_the_old_store_untouched(tmp_path: Path) -> No
         ExperienceEngine.from_settings(wrong_dims, autostart=False)
     assert (tmp_path / "qdrant" / "collection" / "expscale_experiences" / "storage.sqlite").exists()
     assert not (tmp_path / "store" / "expscale_experiences").exists()
+
+
+def test_migration_when_the_store_path_pointed_at_the_old_folder(tmp_path: Path) -> None:
+    items = _legacy_data_dir(tmp_path)  # writes <tmp>/qdrant
+    settings = ExpscaleSettings(
+        data_dir=tmp_path, store={"path": str(tmp_path / "qdrant")}, embedder={"provider": "hash", "hash_dimension": 64}
+    )
+    with ExperienceEngine.from_settings(settings, autostart=False) as engine:
+        assert {e.id for e, _ in engine.store.scan()} == {e.id for e in items}
+    assert (tmp_path / "qdrant" / "qdrant.pre-edge-backup" / "collection" / "expscale_experiences").exists()
+    with ExperienceEngine.from_settings(settings, autostart=False) as engine:  # and it opens again as it is
+        assert engine.store.count() == len(items)

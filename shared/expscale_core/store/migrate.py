@@ -66,8 +66,17 @@ def migrate_legacy(legacy_root: Path, collection: str, target: Path, dimension: 
         raise
     dest.close()
     source.close()
-    backup = legacy_root.with_name(legacy_root.name + ".pre-edge-backup")
-    legacy_root.rename(backup)
+    if target.resolve().is_relative_to(legacy_root.resolve()):
+        # EXPSCALE_STORE__PATH pointed at the old folder, and the new store lives inside it: keep only the old
+        # client's files aside.
+        backup = legacy_root / "qdrant.pre-edge-backup"
+        backup.mkdir()
+        for name in ("collection", "meta.json", ".lock"):
+            if (legacy_root / name).exists():
+                (legacy_root / name).rename(backup / name)
+    else:
+        backup = legacy_root.with_name(legacy_root.name + ".pre-edge-backup")
+        legacy_root.rename(backup)
     log.warning(
         "migrated %d experiences from %s (expscale 0.1, qdrant-client local) to the Qdrant Edge store at %s; "
         "the old folder is kept at %s and can be deleted once you are satisfied",
