@@ -298,6 +298,7 @@ class EdgeExperienceStore:
                 fresh_dir.rename(self.path)
                 shutil.rmtree(old_dir)
                 self._shard = qe.EdgeShard.load(str(self.path), config)
+                self._checked_backlog = False  # the rewritten shard has no HNSW yet: let maintain() look again
             except Exception as exc:
                 if self._shard is None and (self.path / "edge_config.json").exists():
                     self._shard = qe.EdgeShard.load(str(self.path), config)
