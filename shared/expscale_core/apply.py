@@ -10,7 +10,7 @@ from datetime import datetime
 
 from expscale_core.distill.base import Action, Decision
 from expscale_core.episode import Episode
-from expscale_core.experience import Experience, ExperienceStatus, Provenance
+from expscale_core.experience import Experience, Provenance
 
 __all__ = ["StorePlan", "plan_writes", "retarget_unrelated", "stable_id"]
 
@@ -104,9 +104,7 @@ def plan_writes(
         )
         if d.action is Action.SUPERSEDE and target is not None:
             fresh = fresh.model_copy(update={"supersedes": [target.id]})
-            touched[target.id] = target.model_copy(
-                update={"status": ExperienceStatus.SUPERSEDED, "superseded_by": fresh.id, "updated_at": now}
-            )
+            touched[target.id] = target.superseded_by_id(fresh.id, now)
         ordinal += 1
         plan.new.append(fresh)
     plan.changed = list(touched.values())

@@ -357,14 +357,15 @@ class ExperienceEngine:
                 limit=s.similar_k,
                 min_similarity=s.related_min_similarity,
             )
-        served_ids = [i for i in self.queue.served(episode.id) if i not in {e.id for e, _ in similar}]
+        served_all = self.queue.served(episode.id)
+        listed = {e.id for e, _ in similar}
         served_extra = [
             (e, 0.0)
-            for e, _ in self.store.get(served_ids[: max(s.similar_k, 1)])
+            for e, _ in self.store.get([i for i in served_all if i not in listed][: max(s.similar_k, 1)])
             # served by a broader read scope is not a licence to write there
             if e.status is ExperienceStatus.ACTIVE and e.scope == episode.scope
         ]
-        served = {e.id for e, _ in served_extra} | (set(self.queue.served(episode.id)) & {e.id for e, _ in similar})
+        served = {e.id for e, _ in served_extra} | (set(served_all) & listed)
         return similar + served_extra, served
 
     def _lesson_similarity(self, similar: Sequence[tuple[Experience, float]]) -> Callable[[Decision], float | None]:

@@ -77,6 +77,12 @@ class Experience(BaseModel):
     quarantine_reason: str | None = None
     """Why screening quarantined it (injection families found); a person releases it with ``expscale quarantine``."""
 
+    def superseded_by_id(self, replacement_id: str, at: datetime) -> Experience:
+        """A copy retired in favour of ``replacement_id`` (kept, restorable), as of ``at``."""
+        return self.model_copy(
+            update={"status": ExperienceStatus.SUPERSEDED, "superseded_by": replacement_id, "updated_at": at}
+        )
+
     def embedding_text(self) -> str:
         """The text that is embedded: when to use it first, then the lesson itself."""
         if self.applicability:

@@ -239,14 +239,7 @@ class Refiner:
         stale = [e for e, _ in active if e.id in absorber]
         if not stale:
             return active
-        self.store.update(
-            [
-                e.model_copy(
-                    update={"status": ExperienceStatus.SUPERSEDED, "superseded_by": absorber[e.id], "updated_at": now}
-                )
-                for e in stale
-            ]
-        )
+        self.store.update([e.superseded_by_id(absorber[e.id], now) for e in stale])
         report.repaired = len(stale)
         return [(e, v) for e, v in active if e.id not in absorber]
 
@@ -268,18 +261,7 @@ class Refiner:
             keeper = self._merged(members, {items[i][0].id: items[i][1] for i in cluster}, now, report)
             others = [m for m in members if m.id != keeper[0].id]
             # The replacement is written before anything it replaces changes status.
-            self.store.update(
-                [
-                    m.model_copy(
-                        update={
-                            "status": ExperienceStatus.SUPERSEDED,
-                            "superseded_by": keeper[0].id,
-                            "updated_at": now,
-                        }
-                    )
-                    for m in others
-                ]
-            )
+            self.store.update([m.superseded_by_id(keeper[0].id, now) for m in others])
             merged_away.update(m.id for m in members)
             results.append(keeper)
             report.merged += len(others)
@@ -348,15 +330,7 @@ class Refiner:
                 losers[drop.id] = keep.id
         if not losers:
             return active
-        self.store.update(
-            [
-                exp.model_copy(
-                    update={"status": ExperienceStatus.SUPERSEDED, "superseded_by": losers[exp.id], "updated_at": now}
-                )
-                for exp in active
-                if exp.id in losers
-            ]
-        )
+        self.store.update([exp.superseded_by_id(losers[exp.id], now) for exp in active if exp.id in losers])
         report.superseded += len(losers)
         return [e for e in active if e.id not in losers]
 

@@ -10,10 +10,29 @@ from expscale_core.experience import Experience
 from expscale_core.scope import Scope
 from expscale_core.store.base import Vector
 
-__all__ = ["INDEXED_FIELDS", "SCOPE_FIELDS", "clamp_score", "point_ids", "to_payload", "to_record", "to_vector"]
+__all__ = [
+    "INDEXED_FIELDS",
+    "SCOPE_FIELDS",
+    "clamp_score",
+    "point_ids",
+    "scope_terms",
+    "to_payload",
+    "to_record",
+    "to_vector",
+]
 
 SCOPE_FIELDS = tuple(f"scope.{name}" for name in Scope.model_fields)
 INDEXED_FIELDS = (*SCOPE_FIELDS, "status", "kind")
+
+
+def scope_terms(scope: Scope | None, *, exact: bool = False) -> tuple[dict[str, str], list[str]]:
+    """What a scoped read filters on, for either Qdrant client: payload keys that must equal a value, and keys
+    that must be null (an exact-scope read also requires every field the scope leaves unset to be unset)."""
+    if scope is None:
+        return {}, []
+    conditions = scope.conditions()
+    nulls = [f"scope.{name}" for name in Scope.model_fields if name not in conditions] if exact else []
+    return {f"scope.{name}": value for name, value in conditions.items()}, nulls
 
 
 def to_payload(e: Experience) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from expscale_core.errors import CollectionMismatchError, StoreError, StoreLockedError
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
-from expscale_core.store._records import INDEXED_FIELDS, point_ids, to_payload, to_record, to_vector
+from expscale_core.store._records import INDEXED_FIELDS, point_ids, scope_terms, to_payload, to_record, to_vector
 from expscale_core.store._records import clamp_score as _clamp
 from expscale_core.store.base import Vector
 
@@ -98,7 +98,7 @@ class EdgeExperienceStore:
                 return
             if self._closed:
                 raise StoreError(f"the experience store at {self.path} is closed")
-            config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine))
+            config = _config(dimension)
             self._finish_interrupted_compaction()
             exists = (self.path / "edge_config.json").exists()
             try:
@@ -106,9 +106,7 @@ class EdgeExperienceStore:
                     shard = qe.EdgeShard.load(str(self.path), config)
                 else:
                     self.path.mkdir(parents=True, exist_ok=True)
-                    shard = qe.EdgeShard.create(str(self.path), config)
-                    for field in INDEXED_FIELDS:
-                        shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+                    shard = _create_shard(self.path, config)
             except Exception as exc:
                 if "incompatible" in str(exc).lower():
                     raise CollectionMismatchError(
@@ -274,11 +272,9 @@ class EdgeExperienceStore:
             fresh_dir = self.path.with_name(self.path.name + ".compact")
             old_dir = self.path.with_name(self.path.name + ".old")
             shutil.rmtree(fresh_dir, ignore_errors=True)
-            config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=self._dimension, distance=qe.Distance.Cosine))
+            config = _config(self._dimension)
             try:
-                fresh = qe.EdgeShard.create(str(fresh_dir), config)
-                for field in INDEXED_FIELDS:
-                    fresh.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+                fresh = _create_shard(fresh_dir, config)
                 offset: Any = None
                 while True:
                     page, offset = self._shard.scroll(
@@ -325,19 +321,30 @@ class EdgeExperienceStore:
                 self._on_close()
 
 
+def _config(dimension: int) -> qe.EdgeConfig:
+    import qdrant_edge as qe
+
+    return qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine))
+
+
+def _create_shard(path: Path, config: qe.EdgeConfig) -> qe.EdgeShard:
+    """A new shard with keyword indexes on the fields every scoped read filters by."""
+    import qdrant_edge as qe
+
+    shard = qe.EdgeShard.create(str(path), config)
+    for field in INDEXED_FIELDS:
+        shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+    return shard
+
+
 def _filter(
     scope: Scope | None, statuses: Sequence[ExperienceStatus] | None, *, exact: bool = False
 ) -> qe.Filter | None:
     import qdrant_edge as qe
 
-    must: list[Any] = []
-    if scope is not None:
-        conditions = scope.conditions()
-        must += [
-            qe.FieldCondition(key=f"scope.{name}", match=qe.MatchValue(value)) for name, value in conditions.items()
-        ]
-        if exact:
-            must += [qe.IsNullCondition(f"scope.{name}") for name in Scope.model_fields if name not in conditions]
+    matches, nulls = scope_terms(scope, exact=exact)
+    must: list[Any] = [qe.FieldCondition(key=key, match=qe.MatchValue(value)) for key, value in matches.items()]
+    must += [qe.IsNullCondition(key) for key in nulls]
     if statuses is not None:
         must.append(qe.FieldCondition(key="status", match=qe.MatchAny([s.value for s in statuses])))
     return qe.Filter(must=must) if must else None

@@ -16,7 +16,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from expscale_core.errors import CollectionMismatchError, StoreError, StoreLockedError
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
-from expscale_core.store._records import INDEXED_FIELDS, point_ids, to_payload, to_record, to_vector
+from expscale_core.store._records import INDEXED_FIELDS, point_ids, scope_terms, to_payload, to_record, to_vector
 from expscale_core.store._records import clamp_score as _clamp
 from expscale_core.store.base import Vector
 
@@ -229,19 +229,11 @@ class QdrantExperienceStore:
 def _filter(
     scope: Scope | None, statuses: Sequence[ExperienceStatus] | None, *, exact: bool = False
 ) -> qm.Filter | None:
-    must: list[qm.Condition] = []
-    if scope is not None:
-        conditions = scope.conditions()
-        must += [
-            qm.FieldCondition(key=f"scope.{name}", match=qm.MatchValue(value=value))
-            for name, value in conditions.items()
-        ]
-        if exact:
-            must += [
-                qm.IsNullCondition(is_null=qm.PayloadField(key=f"scope.{name}"))
-                for name in Scope.model_fields
-                if name not in conditions
-            ]
+    matches, nulls = scope_terms(scope, exact=exact)
+    must: list[qm.Condition] = [
+        qm.FieldCondition(key=key, match=qm.MatchValue(value=value)) for key, value in matches.items()
+    ]
+    must += [qm.IsNullCondition(is_null=qm.PayloadField(key=key)) for key in nulls]
     if statuses is not None:
         must.append(qm.FieldCondition(key="status", match=qm.MatchAny(any=[s.value for s in statuses])))
     return qm.Filter(must=must) if must else None
