@@ -85,3 +85,40 @@ def test_kill_9_during_distillation_loses_nothing_and_duplicates_nothing(tmp_pat
         assert engine.queue.counts()["distilled"] == 400
         sources = [e.provenance.source_episode_ids for e, _ in engine.store.scan()]
         assert sorted(s[0] for s in sources) == sorted(f"e{i}" for i in range(400)), "one lesson per episode"
+
+
+_IMPORT_CHILD = """
+import sys, time
+from expscale_core import ExperienceEngine, ExpscaleSettings
+from expscale_core.transfer import import_jsonl
+settings = ExpscaleSettings(data_dir=sys.argv[1], embedder={"provider": "hash"})
+
+def hold_after_first_batch(n):
+    print("wrote", n, flush=True)
+    time.sleep(60)  # killed here: the import is half written
+
+with ExperienceEngine.from_settings(settings, autostart=False) as engine:
+    import_jsonl(engine, sys.argv[2], progress=hold_after_first_batch)
+"""
+
+
+def test_kill_9_during_import_leaves_the_store_as_it_was(tmp_path: Path) -> None:
+    settings = ExpscaleSettings(data_dir=tmp_path / "data", embedder={"provider": "hash"})
+    old = [Experience(kind="fact", content=f"Old fact {i}.") for i in range(10)]
+    with ExperienceEngine.from_settings(settings, autostart=False) as engine:
+        engine.store.ensure_collection(engine.embedder.dimension)
+        engine.store.upsert([(e, engine.embedder.embed([e.content])[0]) for e in old])
+    replaced = [e.model_copy(update={"content": f"Imported over {e.id}."}) for e in old[:5]]
+    new = [Experience(kind="fact", content=f"Imported fact {i}.") for i in range(200)]
+    export = tmp_path / "in.jsonl"
+    export.write_text("".join(e.model_dump_json() + "\n" for e in [*replaced, *new]))
+    child = subprocess.Popen(
+        [sys.executable, "-c", _IMPORT_CHILD, str(tmp_path / "data"), str(export)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None and child.stdout.readline().split() == ["wrote", "64"]
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(30)
+    with ExperienceEngine.from_settings(settings, autostart=False) as engine:
+        contents = sorted(e.content for e, _ in engine.store.scan())
+        assert contents == sorted(e.content for e in old), "the first batch stayed, or a replaced record was lost"
+        assert engine.queue.journal("import") == {}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from expscale_core import Episode, EpisodeQueue, ExpscaleSettings, Outcome, QueueError
@@ -51,3 +53,28 @@ def test_min_score_outside_cosine_range_is_refused(bad: float) -> None:
 def test_settings_out_of_range_are_refused(section: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         ExpscaleSettings(**section)  # type: ignore[arg-type]
+
+
+def test_qdrant_local_sqlite_errors_are_store_errors_and_usage_counts_survive_them(tmp_path: Path) -> None:
+    from expscale_core import Experience, QdrantExperienceStore, StoreError
+    from expscale_core.testing import HashEmbedder
+
+    store = QdrantExperienceStore.open(path=str(tmp_path / "q"))
+    with make_engine(store=store, autostart=False) as engine:
+        fact = Experience(kind="fact", content="Invoices are sent on the first day of each month.")
+        store.upsert([(fact, HashEmbedder().embed([fact.embedding_text()])[0])])
+        for _ in range(3):
+            assert engine.retrieve("when are invoices sent?")
+        (db,) = (tmp_path / "q").rglob("storage.sqlite")
+        locker = sqlite3.connect(db)
+        locker.execute("BEGIN EXCLUSIVE")  # another process holding the file: qdrant-client gets "database is locked"
+        try:
+            with pytest.raises(StoreError, match="database is locked"):
+                store.update([fact])
+            engine.run_pending()  # the flush fails inside; its counts must be kept, not dropped
+        finally:
+            locker.rollback()
+            locker.close()
+        assert store.get([fact.id])[0][0].times_retrieved == 0
+        engine.run_pending()
+        assert store.get([fact.id])[0][0].times_retrieved == 3

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 from expscale_core import Experience, ExperienceStatus, Scope
 from expscale_core.episode import utcnow
 from expscale_core.refine import dirty_pairs, similar_pairs
 from expscale_core.settings import RefineSettings
+from expscale_core.store.edge import EdgeExperienceStore
 from expscale_core.testing import HashEmbedder, make_engine
 
 EMB = HashEmbedder()
@@ -76,3 +79,53 @@ def test_later_runs_only_compare_what_changed_since_the_last_one() -> None:
         assert engine.refine().merged == 0, "both were there at the last run: not compared again"
         _seed(engine, Experience(kind="fact", content="The VPN port is 1194."))
         assert engine.refine().merged == 2, "the new record is compared with the old ones"
+
+
+class _PausingStore:
+    """The engine's real store, except that the first ``get`` on the paused thread waits for ``resume``:
+    the window between a credit flush reading records and writing them back."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.paused_thread: int | None = None
+        self.reading = threading.Event()
+        self.resume = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        got = self.inner.get(*args, **kwargs)
+        if threading.get_ident() == self.paused_thread:
+            self.paused_thread = None
+            self.reading.set()
+            self.resume.wait(10)
+        return got
+
+
+def test_a_credit_flush_never_writes_back_what_a_refine_merged_away() -> None:
+    store = _PausingStore(EdgeExperienceStore.temporary())
+    weak = Experience(kind="fact", content="Invoices are sent on the first day of each month.", support=1)
+    strong = Experience(kind="fact", content="Invoices are sent on the first day of each month!", support=3)
+    refine = RefineSettings(every_n_experiences=None, every_s=None, duplicate_threshold=0.95)
+    with make_engine(store=store, refine=refine, autostart=False) as engine:  # type: ignore[arg-type]
+        _seed(engine, weak, strong)
+        assert len(engine.retrieve("when are invoices sent?")) == 2  # usage counts the flush will write
+
+        def flush() -> None:
+            store.paused_thread = threading.get_ident()
+            engine.run_pending()
+
+        flusher = threading.Thread(target=flush)
+        flusher.start()
+        assert store.reading.wait(10), "the flush never read the served records"
+        refiner = threading.Thread(target=engine.refine)
+        refiner.start()
+        refiner.join(0.5)  # a refine that does not wait for the flush finishes here and is then undone
+        store.resume.set()
+        flusher.join(10)
+        refiner.join(10)
+        statuses = {e.id: e.status for e, _ in engine.store.get([weak.id, strong.id])}
+        assert statuses == {strong.id: ExperienceStatus.ACTIVE, weak.id: ExperienceStatus.SUPERSEDED}
+        (kept, _), (gone, _) = engine.store.get([strong.id, weak.id])
+        assert kept.times_retrieved >= 1 and gone.superseded_by == strong.id

@@ -32,6 +32,7 @@ from expscale_core.scoring import cosine, count_tokens
 from expscale_core.screen import quarantine_suspect
 from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
 from expscale_core.store.base import ExperienceStore
+from expscale_core.transfer import undo_interrupted_import
 from expscale_core.worker import BackgroundWorker
 
 __all__ = ["EngineStats", "ExperienceEngine"]
@@ -119,6 +120,8 @@ class ExperienceEngine:
         self.redact = redact
         """Applied to every text the engine stores: captured episodes from any adapter, feedback comments and
         corrections, imported experiences. Build one with :func:`expscale_core.redact.build_redactor`."""
+        self._import_settled = False
+        self._settle_interrupted_import()
 
     @classmethod
     def from_settings(cls, settings: Any = None, **overrides: Any) -> ExperienceEngine:
@@ -273,7 +276,20 @@ class ExperienceEngine:
 
     # -- background work -----------------------------------------------------------------
 
+    def _settle_interrupted_import(self) -> None:
+        """An import killed midway is undone before anything else reads the store (all or nothing)."""
+        try:
+            undone = undo_interrupted_import(self)
+        except ExpscaleError as exc:  # e.g. the server is down at start-up: the worker tries again
+            log.warning("an interrupted import could not be undone yet, will try again: %s", exc)
+            return
+        self._import_settled = True
+        if undone:
+            log.warning("undid an import that was interrupted: %d records put back as they were", undone)
+
     def _background_step(self, draining: bool) -> int:
+        if not self._import_settled:
+            self._settle_interrupted_import()
         handled = self.distill_pending(limit=self.distill_settings.batch_size, ignore_delay=draining)
         handled += self._flush_credits()
         self._maybe_refine()

@@ -21,7 +21,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -73,6 +73,9 @@ CREATE TABLE IF NOT EXISTS served (
     verdict INTEGER NOT NULL DEFAULT 0,
     applied INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (episode_id, experience_id)
+);
+CREATE TABLE IF NOT EXISTS journal (
+    name TEXT NOT NULL, key TEXT NOT NULL, value TEXT, owner TEXT NOT NULL, PRIMARY KEY (name, key)
 );
 """
 
@@ -444,6 +447,31 @@ class EpisodeQueue:
     def set_meta(self, key: str, value: str) -> None:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # -- undo journal for store writes that must be all-or-nothing (import) -------------------
+
+    def journal_begin(self, name: str, entries: Mapping[str, str | None]) -> None:
+        """Durably note, before a multi-record store write starts, how to undo it: per record key, its
+        previous state (None: it did not exist). A process killed midway leaves the note for the next one."""
+        with self._tx() as db:
+            db.execute("DELETE FROM journal WHERE name=?", (name,))
+            db.executemany(
+                "INSERT INTO journal (name, key, value, owner) VALUES (?, ?, ?, ?)",
+                [(name, key, value, self._owner) for key, value in entries.items()],
+            )
+
+    def journal(self, name: str) -> dict[str, str | None]:
+        """The undo notes of this process, or of a process on this host that died; another live process's
+        write in progress is not ours to undo."""
+        rows = self._read(
+            lambda db: db.execute("SELECT key, value, owner FROM journal WHERE name=?", (name,)).fetchall()
+        )
+        host = socket.gethostname()
+        return {key: value for key, value, owner in rows if owner == self._owner or _is_dead(owner, host)}
+
+    def journal_clear(self, name: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM journal WHERE name=?", (name,))
 
     # -- inspection and deletion -----------------------------------------------------------
 

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from expscale_core.errors import ExpscaleError
 from expscale_core.experience import Experience
 from expscale_core.screen import quarantine_suspect
 
 if TYPE_CHECKING:
     from expscale_core.engine import ExperienceEngine
 
-__all__ = ["export_jsonl", "import_jsonl"]
+__all__ = ["export_jsonl", "import_jsonl", "undo_interrupted_import"]
 
+log = logging.getLogger(__name__)
 _BATCH = 64
+_JOURNAL = "import"
 
 
 def export_jsonl(engine: ExperienceEngine, path: str | Path, *, progress: Callable[[int], None] | None = None) -> int:
@@ -49,9 +53,10 @@ def _read(path: Path) -> Iterator[Experience]:
 def import_jsonl(engine: ExperienceEngine, path: str | Path, *, progress: Callable[[int], None] | None = None) -> int:
     """Insert or replace experiences from ``path``, embedding them with the engine's embedder.
 
-    All or nothing: every line is validated before anything is written, and if the store fails midway the
-    experiences this import added are removed again. Imported text goes through the engine's redactor and
-    the injection screen (suspect lessons arrive quarantined).
+    All or nothing: every line is validated before anything is written; if the store fails midway, the store
+    is put back as it was (added records removed, replaced ones restored), and if the process is killed
+    midway, the next engine on this data dir does that on start-up. Imported text goes through the engine's
+    redactor and the injection screen (suspect lessons arrive quarantined).
     """
     source = Path(path)
     if not source.is_file():
@@ -66,17 +71,48 @@ def import_jsonl(engine: ExperienceEngine, path: str | Path, *, progress: Callab
         if redact is not None:
             update |= {"content": redact(exp.content), "applicability": redact(exp.applicability)}
         items.append(quarantine_suspect(exp.model_copy(update=update)))
-    existing = {e.id for e, _ in engine.store.get([e.id for e in items])}
-    written: list[str] = []
+    undo_interrupted_import(engine)
+    undo: dict[str, str | None] = dict.fromkeys(e.id for e in items)
+    undo |= {
+        e.id: _Saved(experience=e, vector=v).model_dump_json()
+        for e, v in engine.store.get(list(undo), with_vectors=True)
+    }
+    engine.queue.journal_begin(_JOURNAL, undo)
     try:
         for start in range(0, len(items), _BATCH):
             batch = items[start : start + _BATCH]
             vectors = engine.embedder.embed([e.embedding_text() for e in batch])
             engine.store.upsert(list(zip(batch, vectors)))
-            written += [e.id for e in batch]
             if progress is not None:
                 progress(len(batch))
     except BaseException:
-        engine.store.delete([i for i in written if i not in existing])
+        try:
+            undo_interrupted_import(engine)
+        except ExpscaleError as exc:  # the journal stays; the next start-up finishes the undo
+            log.warning("could not undo the failed import yet (%s); the next engine start will", exc)
         raise
+    engine.queue.journal_clear(_JOURNAL)
     return len(items)
+
+
+class _Saved(BaseModel):
+    """A record as it was before an import replaced it."""
+
+    experience: Experience
+    vector: list[float] | None
+
+
+def undo_interrupted_import(engine: ExperienceEngine) -> int:
+    """Put the store back as it was before an import that did not finish (failed, or its process was killed).
+    Returns how many records were restored or removed; 0 when no import was interrupted."""
+    undo = engine.queue.journal(_JOURNAL)
+    if not undo:
+        return 0
+    store = engine.store
+    store.ensure_collection(engine.embedder.dimension)
+    saved = [_Saved.model_validate_json(v) for v in undo.values() if v is not None]
+    store.delete([i for i, v in undo.items() if v is None])
+    store.upsert([(s.experience, s.vector) for s in saved if s.vector is not None])
+    store.update([s.experience for s in saved if s.vector is None])
+    engine.queue.journal_clear(_JOURNAL)
+    return len(undo)
