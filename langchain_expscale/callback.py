@@ -76,11 +76,11 @@ class ExperienceCallbackHandler(BaseCallbackHandler):
         self.recorder.start(str(run_id), _id(parent_run_id), input=to_text(inputs), name=kwargs.get("name"))
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self.recorder.end(str(run_id), output=to_text(outputs))
+        self.recorder.end(str(run_id), output=to_text(outputs), input=_streamed_input(kwargs))
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self.recorder.error(str(run_id), error)
-        self.recorder.end(str(run_id), output=None)
+        self.recorder.end(str(run_id), output=None, input=_streamed_input(kwargs))
 
     # models ------------------------------------------------------------------------------
 
@@ -158,3 +158,9 @@ class ExperienceCallbackHandler(BaseCallbackHandler):
 
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self.recorder.error(str(run_id), error)
+
+
+def _streamed_input(kwargs: dict[str, Any]) -> str | None:
+    # A streamed run (``stream``/``astream``) starts before its input is known; LangChain passes it at the end.
+    inputs = kwargs.get("inputs")
+    return to_text(inputs) if inputs is not None else None

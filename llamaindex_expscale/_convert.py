@@ -44,7 +44,8 @@ def span_input(arguments: dict[str, Any]) -> str:
 
 
 def result_text(result: Any) -> str | None:
-    """The answer of a query, chat or agent run; None for streaming results, which are not consumed here."""
+    """The answer of a query, chat or agent run; None for streaming results (their answer comes when they are
+    consumed, see ``_streams``)."""
     inner = getattr(result, "result", None)  # a workflow's StopEvent carries the agent's output
     if inner is not None and inner is not result:
         return result_text(inner) or str(inner)

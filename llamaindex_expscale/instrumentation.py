@@ -2,7 +2,8 @@
 
 Agents (``FunctionAgent``, ``ReActAgent``, ``AgentWorkflow``) are workflows: their ``run`` span stays open until the
 workflow stops, and every step, LLM call and tool call runs inside it. Tool calls are their own spans (``acall`` /
-``call`` on a ``BaseTool``), which is where their input and output (or error) are recorded.
+``call`` on a ``BaseTool``), which is where their input and output (or error) are recorded. Streaming queries and
+chats end their episode once the stream is consumed (:mod:`llamaindex_expscale._streams`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from expscale_core import EpisodeRecorder, Message, Scope
+from llama_index.core.chat_engine.types import StreamingAgentChatResponse
 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]  # re-exported
 from llama_index.core.instrumentation.dispatcher import Dispatcher  # type: ignore[attr-defined]  # re-exported
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
@@ -31,6 +33,7 @@ from llama_index.core.tools import BaseTool
 from pydantic import PrivateAttr
 
 from llamaindex_expscale._convert import messages, result_text, span_input, tool_output
+from llamaindex_expscale._streams import StreamFollower
 
 if TYPE_CHECKING:
     from expscale_core import ExperienceEngine
@@ -58,11 +61,13 @@ class ExperienceSpanHandler(BaseSpanHandler[SimpleSpan]):
     _recorder: EpisodeRecorder = PrivateAttr()
     _last: contextvars.ContextVar[str | None] = PrivateAttr()
     _owner: Instrumentation | None = PrivateAttr(default=None)
+    _streams: StreamFollower = PrivateAttr()
 
     def __init__(self, recorder: EpisodeRecorder, last: contextvars.ContextVar[str | None], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._recorder = recorder
         self._last = last
+        self._streams = StreamFollower(recorder)
 
     @classmethod
     def class_name(cls) -> str:
@@ -96,10 +101,13 @@ class ExperienceSpanHandler(BaseSpanHandler[SimpleSpan]):
         self, id_: str, bound_args: inspect.BoundArguments, instance: Any = None, result: Any = None, **kwargs: Any
     ) -> None:
         if self._recorder.is_open(id_):
-            self._recorder.end(id_, output=result_text(result))
+            if not self._streams.follow(id_, result):
+                self._recorder.end(id_, output=result_text(result))
             self._finished(id_)
         elif isinstance(instance, BaseTool):
             self._recorder.tool_end(id_, tool_output(result))
+        elif isinstance(instance, StreamingAgentChatResponse):
+            self._streams.chat_done(instance)
 
     def prepare_to_drop_span(
         self,
@@ -116,6 +124,8 @@ class ExperienceSpanHandler(BaseSpanHandler[SimpleSpan]):
             self._finished(id_)
         elif isinstance(instance, BaseTool):
             self._recorder.error(id_, err if err is not None else "tool call dropped")
+        elif isinstance(instance, StreamingAgentChatResponse):
+            self._streams.chat_done(instance, err)
 
     def _finished(self, id_: str) -> None:
         self._last.set(id_)

@@ -111,6 +111,26 @@ def test_root_run_id_is_the_episode_id_so_feedback_works(engine: ExperienceEngin
     assert "Santiago" in engine.retrieve("capital of Chile")[0].experience.content
 
 
+def test_streamed_runs_are_recorded_with_their_input_and_whole_output(engine: ExperienceEngine) -> None:
+    handler = ExperienceCallbackHandler(engine)
+    chain = (
+        ChatPromptTemplate.from_messages([("human", "{q}")])
+        | FakeListChatModel(responses=["Lima is the capital."])
+        | StrOutputParser()
+    )
+    chunks = list(chain.stream({"q": "capital of Peru?"}, config={"callbacks": [handler]}))
+    assert len(chunks) > 1, "really streamed"
+
+    async def astream() -> None:
+        async for _ in chain.astream({"q": "capital, async?"}, config={"callbacks": [handler]}):
+            pass
+
+    asyncio.run(astream())
+    engine.flush()
+    got = {e.input: e.output for e, _, _ in engine.queue.list()}
+    assert got == {"capital of Peru?": "Lima is the capital.", "capital, async?": "Lima is the capital."}
+
+
 def test_tool_calls_and_errors_are_captured(engine: ExperienceEngine) -> None:
     @tool
     def lookup(city: str) -> str:

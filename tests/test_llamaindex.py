@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -20,8 +21,9 @@ from expscale_core.embed import CachedEmbedder
 from expscale_core.testing import FlakyStore, HashEmbedder, make_engine
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent
-from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.base.llms.types import ChatMessage, CompletionResponse, CompletionResponseGen
 from llama_index.core.embeddings import MockEmbedding
+from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM
 from llama_index.core.memory import Memory
 from llama_index.core.query_engine import RetrieverQueryEngine
@@ -289,11 +291,31 @@ def _tool_calling_llm(tool: str, kwargs: dict[str, object], final: str) -> objec
     return MockFunctionCallingLLM(response_generator=reply, is_chat_model=True)
 
 
-@pytest.mark.parametrize("kind", ["function-agent", "agent-workflow"])
+def _react_llm(tool: str, kwargs: dict[str, object], final: str) -> object:
+    """A model that speaks ReAct's text protocol: one Action, then the Answer."""
+    import json
+
+    from llama_index.core.base.llms.types import ChatMessage
+    from llama_index.core.llms.mock import MockFunctionCallingLLM
+
+    turns = [
+        f"Thought: I need the rate.\nAction: {tool}\nAction Input: {json.dumps(kwargs)}",
+        f"Thought: I can answer without using any more tools.\nAnswer: {final}",
+    ]
+    calls = [0]
+
+    def reply(messages: object, **_: object) -> ChatMessage:
+        calls[0] += 1
+        return ChatMessage(role="assistant", content=turns[min(calls[0], 2) - 1])
+
+    return MockFunctionCallingLLM(response_generator=reply, is_chat_model=True)
+
+
+@pytest.mark.parametrize("kind", ["function-agent", "agent-workflow", "react-agent"])
 def test_an_agent_run_is_one_episode_with_its_tool_calls_and_answer(kind: str) -> None:
     from expscale_core import ToolStep
     from expscale_core.testing import make_engine as _make
-    from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent
+    from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent, ReActAgent
     from llama_index.core.tools import FunctionTool
 
     from llamaindex_expscale import instrument
@@ -305,9 +327,14 @@ def test_an_agent_run_is_one_episode_with_its_tool_calls_and_answer(kind: str) -
         return "1.08"
 
     async def scenario() -> str | None:
-        llm = _tool_calling_llm("lookup_rate", {"currency": "EUR"}, "20 EUR is 21.60 USD.")
-        agent = FunctionAgent(name="fx", tools=[FunctionTool.from_defaults(lookup_rate)], llm=llm)  # type: ignore[arg-type]
-        runner = agent if kind == "function-agent" else AgentWorkflow(agents=[agent])
+        tools = [FunctionTool.from_defaults(lookup_rate)]
+        if kind == "react-agent":
+            llm = _react_llm("lookup_rate", {"currency": "EUR"}, "20 EUR is 21.60 USD.")
+            runner: Any = ReActAgent(name="fx", tools=tools, llm=llm)  # type: ignore[arg-type]
+        else:
+            llm = _tool_calling_llm("lookup_rate", {"currency": "EUR"}, "20 EUR is 21.60 USD.")
+            agent = FunctionAgent(name="fx", tools=tools, llm=llm)  # type: ignore[arg-type]
+            runner = agent if kind == "function-agent" else AgentWorkflow(agents=[agent])
         await runner.run(user_msg="What is 20 EUR in USD?")
         return capture.last_episode_id
 
@@ -326,3 +353,75 @@ def test_an_agent_run_is_one_episode_with_its_tool_calls_and_answer(kind: str) -
         assert [(t.tool, t.input, t.output) for t in tools] == [("lookup_rate", {"currency": "EUR"}, "1.08")]
         engine.feedback(episode_id, 1)  # the id to give feedback on
         assert engine.queue.get(episode_id).outcome.score == 1.0  # type: ignore[union-attr]
+
+
+class _SlowStreamLLM(ScriptedLlamaLLM):
+    """Streams its answer a word at a time, slowly enough that the call returns long before the answer ends."""
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        words = self._answer(prompt).split(" ")
+
+        def gen() -> CompletionResponseGen:
+            text = ""
+            for i, word in enumerate(words):
+                time.sleep(0.05)
+                delta = word if i == 0 else " " + word
+                text += delta
+                yield CompletionResponse(text=text, delta=delta)
+
+        return gen()
+
+
+def _episodes(engine: ExperienceEngine) -> dict[str, Episode]:
+    engine.flush()
+    return {e.input: e for e, _, _ in engine.queue.list()}
+
+
+def test_streaming_queries_and_chats_are_recorded_with_their_output_once_consumed(
+    engine: ExperienceEngine, capture: Instrumentation
+) -> None:
+    from llama_index.core.chat_engine import SimpleChatEngine
+
+    answer = "Lima is the capital of Peru."
+    qe = _index().as_query_engine(llm=_SlowStreamLLM(answers=[answer]), streaming=True)
+    streamed = qe.query("capital of Peru?")
+    episode_id = capture.last_episode_id  # known as soon as the call returns, for feedback
+    assert "capital of Peru?" not in _episodes(engine), "recorded before the answer existed"
+    assert "".join(streamed.response_gen) == answer  # type: ignore[union-attr]
+    got = _episodes(engine)["capital of Peru?"]
+    assert got.id == episode_id and got.output == answer
+
+    chat = SimpleChatEngine.from_defaults(llm=_SlowStreamLLM(answers=["Hello there, how can I help?"]))
+    reply = chat.stream_chat("hi")
+    assert "hi" not in _episodes(engine)
+    assert "".join(reply.response_gen) == "Hello there, how can I help?"
+    reply.write_response_to_history_thread and reply.write_response_to_history_thread.join()
+    assert _episodes(engine)["hi"].output == "Hello there, how can I help?"
+
+    async def consume_async() -> None:
+        aqe = _index().as_query_engine(llm=_SlowStreamLLM(answers=["Sol."]), streaming=True)
+        r = await aqe.aquery("currency of Peru?")
+        assert [t async for t in r.async_response_gen()] == ["Sol."]  # type: ignore[union-attr]
+        areply = await chat.astream_chat("and async?")
+        assert "".join([t async for t in areply.async_response_gen()]) == "Hello there, how can I help?"
+
+    asyncio.run(consume_async())
+    assert _episodes(engine)["currency of Peru?"].output == "Sol."
+    assert _episodes(engine)["and async?"].output == "Hello there, how can I help?"
+
+
+def test_a_stream_closed_early_keeps_what_it_produced_and_a_dropped_one_is_still_recorded(
+    engine: ExperienceEngine, capture: Instrumentation
+) -> None:
+    import gc
+
+    qe = _index().as_query_engine(llm=_SlowStreamLLM(answers=["one two three four"]), streaming=True)
+    tokens = qe.query("count?").response_gen  # type: ignore[union-attr]
+    assert next(tokens) == "one"
+    tokens.close()  # the caller stopped reading
+    assert _episodes(engine)["count?"].output == "one"
+    dropped = qe.query("never read?")
+    del dropped
+    gc.collect()
+    assert _episodes(engine)["never read?"].output is None, "an unconsumed stream still becomes an episode"

@@ -29,7 +29,7 @@ from expscale_core.refine import Refiner, RefineReport
 from expscale_core.retrieve import format_experiences, rank
 from expscale_core.scope import Scope
 from expscale_core.scoring import cosine, count_tokens
-from expscale_core.screen import quarantine_suspect
+from expscale_core.screen import quarantine_suspect, screen
 from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
 from expscale_core.store.base import ExperienceStore
 from expscale_core.transfer import undo_interrupted_import
@@ -94,6 +94,7 @@ class ExperienceEngine:
         clock: Callable[[], datetime] = utcnow,
         autostart: bool = True,
         redact: Callable[[str], str] | None = None,
+        screen_llm: Callable[[str, str], list[str]] | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -120,6 +121,9 @@ class ExperienceEngine:
         self.redact = redact
         """Applied to every text the engine stores: captured episodes from any adapter, feedback comments and
         corrections, imported experiences. Build one with :func:`expscale_core.redact.build_redactor`."""
+        self.screen_llm = screen_llm
+        """A second screen for new lessons, after the pattern screen: ``(content, applicability)`` → reasons to
+        quarantine. :class:`expscale_core.screen_llm.LLMScreen` asks the LLM (``EXPSCALE_SCREEN__LLM``)."""
         self._import_settled = False
         self._settle_interrupted_import()
 
@@ -408,6 +412,8 @@ class ExperienceEngine:
                     self._lesson_similarity(similar),
                     floor=self.distill_settings.related_min_similarity,
                 )
+            # Outside the lock: a reviewing LLM call takes seconds, and refinement must not wait for it.
+            reviewed = self._screen_with_llm(decisions)
             with self._refine_lock:
                 # The targets are read again under the lock: a refine that ran during the LLM call may have
                 # merged one away, and writing the old copy back would make it active again.
@@ -427,7 +433,7 @@ class ExperienceEngine:
                     embedding_model=self.embedder.model_id,
                     now=self._clock(),
                 )
-                plan.new = [quarantine_suspect(e) for e in plan.new]
+                plan.new = [quarantine_suspect(e, also=reviewed.get(e.content, ())) for e in plan.new]
                 if plan.new:
                     vectors = self.embedder.embed([e.embedding_text() for e in plan.new])
                     self.store.upsert(list(zip(plan.new, vectors)))
@@ -460,6 +466,15 @@ class ExperienceEngine:
             return
         self.queue.complete([episode.id])
         self._new_since_refine += len(plan.new)
+
+    def _screen_with_llm(self, decisions: Sequence[Decision]) -> dict[str, list[str]]:
+        """The second screen's reasons per lesson text, for lessons the pattern screen lets through."""
+        if self.screen_llm is None:
+            return {}
+        lessons = {d.content: d.applicability or "" for d in decisions if d.content}
+        return {
+            content: self.screen_llm(content, when) for content, when in lessons.items() if not screen(content, when)
+        }
 
     def _flush_credits(self) -> int:
         """Write retrieval counts and feedback credits to the store. Kept for later if the store fails."""

@@ -20,6 +20,7 @@ from expscale_core.errors import CollectionMismatchError, ConfigError, StoreErro
 from expscale_core.llm import LLM, OpenAILLM
 from expscale_core.queue import EpisodeQueue
 from expscale_core.redact import build_redactor
+from expscale_core.screen_llm import LLMScreen
 from expscale_core.settings import ExpscaleSettings, settings_error
 from expscale_core.store.base import ExperienceStore
 
@@ -32,7 +33,18 @@ log = logging.getLogger(__name__)
 
 __all__ = ["build_embedder", "build_engine", "build_llm", "build_openai_client", "build_store"]
 
-_COLLABORATORS = {"store", "embedder", "distiller", "llm", "queue", "scope", "clock", "autostart", "redact"}
+_COLLABORATORS = {
+    "store",
+    "embedder",
+    "distiller",
+    "llm",
+    "queue",
+    "scope",
+    "clock",
+    "autostart",
+    "redact",
+    "screen_llm",
+}
 
 
 def build_openai_client(settings: ExpscaleSettings) -> openai.OpenAI:
@@ -150,5 +162,6 @@ def build_engine(cls: type[ExperienceEngine], settings: ExpscaleSettings | None,
         distill_settings=settings.distill,
         refine_settings=settings.refine,
         redact=build_redactor(settings.redact.builtin, overrides.pop("redact", None)),
+        screen_llm=overrides.pop("screen_llm", None) or (LLMScreen(llm) if settings.screen.llm and llm else None),
         **overrides,
     )

@@ -32,6 +32,7 @@ from expscale_core.experience import Experience, ExperienceKind, ExperienceStatu
 from expscale_core.llm import LLM
 from expscale_core.scope import Scope
 from expscale_core.scoring import count_tokens, decay, utility_from_counts
+from expscale_core.screen import screen
 from expscale_core.settings import RefineSettings
 from expscale_core.store.base import ExperienceStore, Vector
 
@@ -268,34 +269,47 @@ class Refiner:
         results += [(e, v) for e, v in items if e.id not in merged_away]
         return results
 
+    def _llm_merge(self, members: list[Experience], report: RefineReport) -> _MergeOutput | None:
+        """The LLM's merged lesson; None to keep the best member instead (no LLM, a failure, or a merge
+        that screens as an injection: a merge must not create what screening kept out)."""
+        if self.llm is None:
+            return None
+        try:
+            out = self.llm.generate(load_prompt("merge"), render_handles(members), _MergeOutput)
+        except LLMError as exc:
+            log.warning("LLM merge of %d experiences failed, keeping the best one: %s", len(members), exc)
+            report.merge_llm_failures += 1
+            return None
+        suspect = screen(out.content, out.applicability)
+        if suspect:
+            log.warning("LLM merge screens as %s, keeping the best member instead", ", ".join(suspect))
+            report.merge_llm_failures += 1
+            return None
+        return out
+
     def _merged(
         self, members: list[Experience], vectors: dict[str, Vector], now: datetime, report: RefineReport
     ) -> tuple[Experience, Vector]:
         best = _best(members)
-        if self.llm is not None:
-            try:
-                out = self.llm.generate(load_prompt("merge"), render_handles(members), _MergeOutput)
-            except LLMError as exc:
-                log.warning("LLM merge of %d experiences failed, keeping the best one: %s", len(members), exc)
-                report.merge_llm_failures += 1
-            else:
-                fresh = Experience(
-                    kind=ExperienceKind(out.kind),
-                    content=out.content.strip(),
-                    applicability=out.applicability.strip(),
-                    scope=best.scope,
-                    provenance=Provenance(
-                        distiller=f"llm:{self.llm.model_id}",
-                        prompt_version=f"merge.{PROMPT_VERSION}",
-                        embedding_model=self.embedder.model_id,
-                    ),
-                    created_at=now,
-                    supersedes=[m.id for m in members],
-                )
-                fresh = _combine_stats(fresh, members, now)  # the new record brings no statistics of its own
-                vector = self.embedder.embed([fresh.embedding_text()])[0]
-                self.store.upsert([(fresh, vector)])
-                return fresh, vector
+        out = self._llm_merge(members, report)
+        if out is not None and self.llm is not None:
+            fresh = Experience(
+                kind=ExperienceKind(out.kind),
+                content=out.content.strip(),
+                applicability=out.applicability.strip(),
+                scope=best.scope,
+                provenance=Provenance(
+                    distiller=f"llm:{self.llm.model_id}",
+                    prompt_version=f"merge.{PROMPT_VERSION}",
+                    embedding_model=self.embedder.model_id,
+                ),
+                created_at=now,
+                supersedes=[m.id for m in members],
+            )
+            fresh = _combine_stats(fresh, members, now)  # the new record brings no statistics of its own
+            vector = self.embedder.embed([fresh.embedding_text()])[0]
+            self.store.upsert([(fresh, vector)])
+            return fresh, vector
         keeper = _combine_stats(best, members, now)
         self.store.update([keeper])
         return keeper, vectors[best.id]

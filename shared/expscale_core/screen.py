@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 from expscale_core.experience import Experience, ExperienceStatus
 
@@ -91,10 +92,10 @@ def escape_block_text(text: str) -> str:
     return _TAG_OPEN.sub("‹", " ".join(text.split()))
 
 
-def quarantine_suspect(exp: Experience) -> Experience:
+def quarantine_suspect(exp: Experience, also: Sequence[str] = ()) -> Experience:
     """``exp`` quarantined (never served, listed by ``expscale quarantine``) when its text screens as an
-    injection; unchanged otherwise."""
-    reasons = screen(exp.content, exp.applicability)
+    injection, or another screen gave reasons (``also``); unchanged otherwise."""
+    reasons = [*screen(exp.content, exp.applicability), *also]
     if not reasons or exp.status is ExperienceStatus.QUARANTINED:
         return exp
     return exp.model_copy(update={"status": ExperienceStatus.QUARANTINED, "quarantine_reason": ", ".join(reasons)})

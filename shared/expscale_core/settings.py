@@ -23,6 +23,7 @@ __all__ = [
     "RedactSettings",
     "RefineSettings",
     "RetrieveSettings",
+    "ScreenSettings",
     "StoreSettings",
     "settings_error",
 ]
@@ -81,6 +82,16 @@ class RedactSettings(BaseModel):
 
     builtin: list[Literal["api_keys", "emails", "cards"]] = Field(
         default_factory=list, description="built-in patterns to redact, e.g. EXPSCALE_REDACT__BUILTIN='[\"api_keys\"]'"
+    )
+
+
+class ScreenSettings(BaseModel):
+    """Screening of new lessons for prompt injection. The pattern screen always runs."""
+
+    llm: bool = Field(
+        default=False,
+        description="also ask the configured LLM (EXPSCALE_LLM__MODEL) whether each new lesson serves the user or "
+        "someone else; one extra call per lesson, catches poison worded as ordinary advice",
     )
 
 
@@ -157,6 +168,7 @@ class ExpscaleSettings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     redact: RedactSettings = Field(default_factory=RedactSettings)
+    screen: ScreenSettings = Field(default_factory=ScreenSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     distill: DistillSettings = Field(default_factory=DistillSettings)
@@ -169,6 +181,15 @@ class ExpscaleSettings(BaseSettings):
             raise ValueError(
                 "embedder.provider='openai' needs an endpoint: set EXPSCALE_LLM__BASE_URL and/or "
                 "EXPSCALE_LLM__API_KEY, or use EXPSCALE_EMBEDDER__PROVIDER=minilm for the local model"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _llm_screen_needs_llm(self) -> ExpscaleSettings:
+        if self.screen.llm and not self.llm.model:
+            raise ValueError(
+                "screen.llm=true needs a model to ask: set EXPSCALE_LLM__MODEL (and EXPSCALE_LLM__BASE_URL for a "
+                "local server), or unset EXPSCALE_SCREEN__LLM to screen by patterns only"
             )
         return self
 

@@ -199,6 +199,7 @@ def make_engine(
     refine: RefineSettings | None = None,
     scope: Any = None,
     autostart: bool = True,
+    screen_llm: Callable[[str, str], list[str]] | None = None,
 ) -> ExperienceEngine:
     """An engine on a temporary Qdrant Edge store (the default) with the hash embedder and no capture delay.
 
@@ -231,6 +232,7 @@ def make_engine(
         distill_settings=distill,
         refine_settings=refine or RefineSettings(every_n_experiences=None, every_s=None),
         autostart=autostart,
+        screen_llm=screen_llm,
     )
 
 
