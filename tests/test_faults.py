@@ -78,3 +78,24 @@ def test_qdrant_local_sqlite_errors_are_store_errors_and_usage_counts_survive_th
         assert store.get([fact.id])[0][0].times_retrieved == 0
         engine.run_pending()
         assert store.get([fact.id])[0][0].times_retrieved == 3
+
+
+def test_a_data_dir_that_cannot_be_written_is_one_clear_error(tmp_path: Path) -> None:
+    from expscale_core import ConfigError, ExperienceEngine
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")  # works as root too, where chmod does not stop writes
+    settings = ExpscaleSettings(data_dir=blocked / "data", embedder={"provider": "hash"})
+    with pytest.raises(ConfigError, match=r"not writable .*EXPSCALE_DATA_DIR"):
+        ExperienceEngine.from_settings(settings)
+    assert list(tmp_path.iterdir()) == [blocked], "nothing half-created"
+
+
+def test_the_cli_reports_an_unwritable_data_dir_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from expscale_core.cli import main
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("x")
+    assert main(["demo", "--data-dir", str(blocked / "demo")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not writable" in err and "--data-dir" in err, err

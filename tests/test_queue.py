@@ -126,3 +126,29 @@ def test_delete_scope_only_touches_that_scope() -> None:
     q.put(Episode(id="b", input="y", scope=Scope(namespace="n1", user="u2")))
     assert q.delete_scope(Scope(namespace="n1", user="u1")) == 1
     assert q.get("a") is None and q.get("b") is not None
+
+
+def test_feedback_for_an_id_never_recorded_expires_and_early_feedback_still_joins() -> None:
+    now = [1_000_000.0]
+    q = EpisodeQueue(":memory:", clock=lambda: now[0], early_feedback_ttl_s=3600)
+    assert q.attach_outcome("typo-id", Outcome(score=1)) is False
+    now[0] += 7200
+    assert q.attach_outcome("streaming-id", Outcome(score=-1)) is False  # prunes what is past its time
+    q.put(Episode(id="typo-id", input="late"))
+    q.put(Episode(id="streaming-id", input="read later"))
+    assert q.get("typo-id").outcome is None  # type: ignore[union-attr]
+    assert q.get("streaming-id").outcome.score == -1  # type: ignore[union-attr]
+
+
+def test_a_queue_from_0_2_0_gains_the_feedback_timestamp(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "episodes.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE early_outcomes (episode_id TEXT PRIMARY KEY, payload TEXT NOT NULL)")
+        db.execute("INSERT INTO early_outcomes VALUES ('old', ?)", (Outcome(score=1).model_dump_json(),))
+    q = EpisodeQueue(path)
+    assert q.attach_outcome("new", Outcome(score=1)) is False
+    q.put(Episode(id="old", input="x"))
+    assert q.get("old").outcome is not None, "an old row is timed from now, not dropped"  # type: ignore[union-attr]
+    q.close()

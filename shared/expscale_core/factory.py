@@ -127,6 +127,8 @@ def build_engine(cls: type[ExperienceEngine], settings: ExpscaleSettings | None,
             raise ConfigError(settings_error(exc)) from exc
     elif not isinstance(settings, ExpscaleSettings):
         raise TypeError(f"settings must be ExpscaleSettings, not {type(settings).__name__}")
+    if "queue" not in overrides:
+        _check_data_dir(settings.data_dir)
     llm = overrides.pop("llm") if "llm" in overrides else build_llm(settings)
     embedder = overrides.pop("embedder", None) or build_embedder(settings)
     distiller: Distiller = overrides.pop("distiller", None) or (
@@ -165,3 +167,17 @@ def build_engine(cls: type[ExperienceEngine], settings: ExpscaleSettings | None,
         screen_llm=overrides.pop("screen_llm", None) or (LLMScreen(llm) if settings.screen.llm and llm else None),
         **overrides,
     )
+
+
+def _check_data_dir(path: Path) -> None:
+    """Refuse a data dir this process cannot write, in one line, before anything half-opens inside it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".expscale-write-check-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"the data dir {path} is not writable ({exc.strerror or exc}); set EXPSCALE_DATA_DIR (data_dir= in "
+            "ExpscaleSettings, --data-dir on the CLI) to a directory this process can write"
+        ) from exc

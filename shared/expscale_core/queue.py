@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS episodes (
 );
 CREATE INDEX IF NOT EXISTS episodes_status ON episodes(status, not_before);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS early_outcomes (episode_id TEXT PRIMARY KEY, payload TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS early_outcomes (episode_id TEXT PRIMARY KEY, payload TEXT NOT NULL, received_at REAL);
 CREATE TABLE IF NOT EXISTS served (
     episode_id TEXT NOT NULL,
     experience_id TEXT NOT NULL,
@@ -99,6 +99,7 @@ class EpisodeQueue:
         delay_s: float = 0.0,
         lease_s: float = 600.0,
         commit_interval_s: float = 0.05,
+        early_feedback_ttl_s: float = 7 * 86_400,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not 0 <= commit_interval_s <= 60:
@@ -110,6 +111,7 @@ class EpisodeQueue:
         self.delay_s = delay_s
         self.lease_s = lease_s
         self.commit_interval_s = commit_interval_s
+        self.early_feedback_ttl_s = early_feedback_ttl_s
         self._clock = clock
         self._buffer: deque[Episode] = deque()
         self._writer: threading.Thread | None = None
@@ -124,6 +126,9 @@ class EpisodeQueue:
             self._db.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left in free pages
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(early_outcomes)")}
+            if "received_at" not in columns:  # a 0.2.0 queue
+                self._db.execute("ALTER TABLE early_outcomes ADD COLUMN received_at REAL")
         except sqlite3.Error as exc:
             raise QueueError(f"cannot open the episode queue at {self.path}: {exc}; check EXPSCALE_DATA_DIR") from exc
         self._lock = threading.Lock()
@@ -256,14 +261,24 @@ class EpisodeQueue:
     def attach_outcome(self, episode_id: str, outcome: Outcome) -> bool:
         """Attach feedback. A distilled or failed episode goes back to pending to be learned again.
 
-        Returns False when the episode is not recorded yet; the outcome is kept and joins it then.
+        Returns False when the episode is not recorded yet; the outcome is kept and joins it when it is recorded
+        within ``early_feedback_ttl_s`` (a week by default).
         """
         with self._tx() as db:
             row = db.execute("SELECT payload, status FROM episodes WHERE id=?", (episode_id,)).fetchone()
             if row is None:
+                now = self._clock()
+                # Feedback may precede its episode (a stream still being read), but not by days: a mistyped id
+                # must not be kept forever.
+                db.execute("UPDATE early_outcomes SET received_at=? WHERE received_at IS NULL", (now,))
+                expired = db.execute(
+                    "DELETE FROM early_outcomes WHERE received_at < ?", (now - self.early_feedback_ttl_s,)
+                ).rowcount
+                if expired:
+                    log.warning("dropped feedback for %d episode ids that were never recorded", expired)
                 db.execute(
-                    "INSERT OR REPLACE INTO early_outcomes (episode_id, payload) VALUES (?, ?)",
-                    (episode_id, outcome.model_dump_json()),
+                    "INSERT OR REPLACE INTO early_outcomes (episode_id, payload, received_at) VALUES (?, ?, ?)",
+                    (episode_id, outcome.model_dump_json(), now),
                 )
                 return False
             episode = Episode.model_validate_json(row[0]).model_copy(
