@@ -16,7 +16,8 @@ from pydantic import BaseModel
 from expscale_core.apply import plan_writes, retarget_unrelated
 from expscale_core.capture import redact_episode
 from expscale_core.credit import apply_credit
-from expscale_core.distill.base import Decision, Distiller
+from expscale_core.distill.base import Distiller
+from expscale_core.distill.context import lesson_similarity, related_experiences
 from expscale_core.embed.base import Embedder
 from expscale_core.episode import Episode, Outcome, utcnow
 from expscale_core.errors import ExpscaleError, LLMOutputError, QueueError, StoreError
@@ -28,8 +29,9 @@ from expscale_core.queue import EpisodeQueue
 from expscale_core.refine import Refiner, RefineReport
 from expscale_core.retrieve import format_experiences, rank
 from expscale_core.scope import Scope
-from expscale_core.scoring import cosine, count_tokens
-from expscale_core.screen import quarantine_suspect, screen
+from expscale_core.scoring import count_tokens
+from expscale_core.screen import quarantine_suspect
+from expscale_core.screen_llm import review_lessons
 from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
 from expscale_core.store.base import ExperienceStore
 from expscale_core.transfer import undo_interrupted_import
@@ -363,57 +365,27 @@ class ExperienceEngine:
                     progress(1)
         return handled
 
-    def _related(self, episode: Episode) -> tuple[list[tuple[Experience, float]], set[str]]:
-        """What the distiller may change: experiences of the episode's exact scope that are about the same
-        situation (above the similarity floor), plus those served to the episode while it ran."""
-        s = self.distill_settings
-        similar: list[tuple[Experience, float]] = []
-        if s.similar_k:
-            vector = self.embedder.embed([episode.input])[0]
-            similar = self.store.search(
-                vector,
-                scope=episode.scope,
-                exact_scope=True,
-                limit=s.similar_k,
-                min_similarity=s.related_min_similarity,
-            )
-        served_all = self.queue.served(episode.id)
-        listed = {e.id for e, _ in similar}
-        served_extra = [
-            (e, 0.0)
-            for e, _ in self.store.get([i for i in served_all if i not in listed][: max(s.similar_k, 1)])
-            # served by a broader read scope is not a licence to write there
-            if e.status is ExperienceStatus.ACTIVE and e.scope == episode.scope
-        ]
-        served = {e.id for e, _ in served_extra} | (set(served_all) & listed)
-        return similar + served_extra, served
-
-    def _lesson_similarity(self, similar: Sequence[tuple[Experience, float]]) -> Callable[[Decision], float | None]:
-        """Cosine similarity of a decision's lesson to its target, computed on demand."""
-        vectors = {e.id: v for e, v in self.store.get([e.id for e, _ in similar], with_vectors=True)}
-
-        def similarity(d: Decision) -> float | None:
-            target = vectors.get(d.target_id or "")
-            if d.content is None or target is None:
-                return None
-            text = f"{d.applicability}\n{d.content}" if d.applicability else d.content
-            return cosine(self.embedder.embed([text])[0], target)
-
-        return similarity
-
     def _distill_one(self, episode: Episode) -> None:
         try:
             self.store.ensure_collection(self.embedder.dimension)
-            similar, served = self._related(episode)
+            s = self.distill_settings
+            similar, served = related_experiences(
+                episode,
+                store=self.store,
+                embedder=self.embedder,
+                served_ids=self.queue.served(episode.id),
+                similar_k=s.similar_k,
+                min_similarity=s.related_min_similarity,
+            )
             decisions = self.distiller.distill(episode, similar, served=served)
             if any(d.target_id is not None for d in decisions):
                 decisions = retarget_unrelated(
                     decisions,
-                    self._lesson_similarity(similar),
-                    floor=self.distill_settings.related_min_similarity,
+                    lesson_similarity(similar, store=self.store, embedder=self.embedder),
+                    floor=s.related_min_similarity,
                 )
             # Outside the lock: a reviewing LLM call takes seconds, and refinement must not wait for it.
-            reviewed = self._screen_with_llm(decisions)
+            reviewed = review_lessons(decisions, self.screen_llm) if self.screen_llm is not None else {}
             with self._refine_lock:
                 # The targets are read again under the lock: a refine that ran during the LLM call may have
                 # merged one away, and writing the old copy back would make it active again.
@@ -466,15 +438,6 @@ class ExperienceEngine:
             return
         self.queue.complete([episode.id])
         self._new_since_refine += len(plan.new)
-
-    def _screen_with_llm(self, decisions: Sequence[Decision]) -> dict[str, list[str]]:
-        """The second screen's reasons per lesson text, for lessons the pattern screen lets through."""
-        if self.screen_llm is None:
-            return {}
-        lessons = {d.content: d.applicability or "" for d in decisions if d.content}
-        return {
-            content: self.screen_llm(content, when) for content, when in lessons.items() if not screen(content, when)
-        }
 
     def _flush_credits(self) -> int:
         """Write retrieval counts and feedback credits to the store. Kept for later if the store fails."""

@@ -9,15 +9,17 @@ new lesson, so it is off unless ``EXPSCALE_SCREEN__LLM=true``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, Field
 
+from expscale_core.distill.base import Decision
 from expscale_core.distill.render import load_prompt
 from expscale_core.errors import LLMOutputError
 from expscale_core.llm import LLM
-from expscale_core.screen import escape_block_text
+from expscale_core.screen import escape_block_text, screen
 
-__all__ = ["LLMScreen", "ScreenVerdict"]
+__all__ = ["LLMScreen", "ScreenVerdict", "review_lessons"]
 
 log = logging.getLogger(__name__)
 
@@ -57,3 +59,10 @@ class LLMScreen:
         if not verdict.suspect:
             return []
         return [f"LLM screen: {' '.join(verdict.who_benefits.split())[:200] or 'suspect'}"]
+
+
+def review_lessons(decisions: Sequence[Decision], review: Callable[[str, str], list[str]]) -> dict[str, list[str]]:
+    """``review``'s reasons per lesson text, for the lessons the pattern screen lets through (what it catches
+    is quarantined anyway, so it costs no call)."""
+    lessons = {d.content: d.applicability or "" for d in decisions if d.content}
+    return {content: review(content, when) for content, when in lessons.items() if not screen(content, when)}
