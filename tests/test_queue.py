@@ -152,3 +152,33 @@ def test_a_queue_from_0_2_0_gains_the_feedback_timestamp(tmp_path: Path) -> None
     q.put(Episode(id="old", input="x"))
     assert q.get("old").outcome is not None, "an old row is timed from now, not dropped"  # type: ignore[union-attr]
     q.close()
+
+
+def test_an_undo_journal_is_reclaimed_only_from_this_or_a_dead_process(tmp_path: Path) -> None:
+    path = tmp_path / "episodes.sqlite3"
+    writer = (
+        "import sys, time\nfrom expscale_core import EpisodeQueue\n"
+        "q = EpisodeQueue(sys.argv[1]); q.journal_begin('import', {sys.argv[2]: None}); q.close()\n"
+        "print('written', flush=True); time.sleep(float(sys.argv[3]))\n"
+    )
+    alive = subprocess.Popen(
+        [sys.executable, "-c", writer, str(path), "theirs", "60"], stdout=subprocess.PIPE, text=True
+    )
+    dead = subprocess.run([sys.executable, "-c", writer, str(path), "orphaned", "0"], check=True)
+    try:
+        assert alive.stdout is not None and alive.stdout.readline().strip() == "written"
+        assert dead.returncode == 0
+        q = EpisodeQueue(path)
+        q.journal_begin("import", {"mine": '{"x": 1}'})
+        assert q.journal("import") == {"mine": '{"x": 1}', "orphaned": None}, "a live process's import is not ours"
+        q.journal_clear("import")
+        assert q.journal("import") == {}
+        q.close()
+        import sqlite3
+
+        with sqlite3.connect(path) as db:
+            left = db.execute("SELECT key FROM journal").fetchall()
+        assert left == [("theirs",)], "the live process's note is untouched"
+    finally:
+        alive.kill()
+        alive.wait()

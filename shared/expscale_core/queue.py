@@ -75,7 +75,7 @@ CREATE TABLE IF NOT EXISTS served (
     PRIMARY KEY (episode_id, experience_id)
 );
 CREATE TABLE IF NOT EXISTS journal (
-    name TEXT NOT NULL, key TEXT NOT NULL, value TEXT, owner TEXT NOT NULL, PRIMARY KEY (name, key)
+    name TEXT NOT NULL, owner TEXT NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (name, owner, key)
 );
 """
 
@@ -469,24 +469,34 @@ class EpisodeQueue:
         """Durably note, before a multi-record store write starts, how to undo it: per record key, its
         previous state (None: it did not exist). A process killed midway leaves the note for the next one."""
         with self._tx() as db:
-            db.execute("DELETE FROM journal WHERE name=?", (name,))
+            db.execute("DELETE FROM journal WHERE name=? AND owner=?", (name, self._owner))
             db.executemany(
-                "INSERT INTO journal (name, key, value, owner) VALUES (?, ?, ?, ?)",
-                [(name, key, value, self._owner) for key, value in entries.items()],
+                "INSERT INTO journal (name, owner, key, value) VALUES (?, ?, ?, ?)",
+                [(name, self._owner, key, value) for key, value in entries.items()],
             )
 
-    def journal(self, name: str) -> dict[str, str | None]:
-        """The undo notes of this process, or of a process on this host that died; another live process's
-        write in progress is not ours to undo."""
-        rows = self._read(
-            lambda db: db.execute("SELECT key, value, owner FROM journal WHERE name=?", (name,)).fetchall()
-        )
+    def _journal_owners(self, db: sqlite3.Connection, name: str) -> list[str]:
+        """This process, and processes on this host that died with a note open. Another live process's
+        write in progress (a shared data dir) is not ours to undo."""
+        owners = [r[0] for r in db.execute("SELECT DISTINCT owner FROM journal WHERE name=?", (name,))]
         host = socket.gethostname()
-        return {key: value for key, value, owner in rows if owner == self._owner or _is_dead(owner, host)}
+        return [o for o in owners if o == self._owner or _is_dead(o, host)]
+
+    def journal(self, name: str) -> dict[str, str | None]:
+        def read(db: sqlite3.Connection) -> dict[str, str | None]:
+            out: dict[str, str | None] = {}
+            for owner in self._journal_owners(db, name):
+                sql = "SELECT key, value FROM journal WHERE name=? AND owner=?"
+                out.update(db.execute(sql, (name, owner)).fetchall())
+            return out
+
+        return self._read(read)
 
     def journal_clear(self, name: str) -> None:
+        """Forget the notes :meth:`journal` returned (the write finished, or it was undone)."""
         with self._tx() as db:
-            db.execute("DELETE FROM journal WHERE name=?", (name,))
+            for owner in self._journal_owners(db, name):
+                db.execute("DELETE FROM journal WHERE name=? AND owner=?", (name, owner))
 
     # -- inspection and deletion -----------------------------------------------------------
 

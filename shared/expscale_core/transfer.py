@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,9 @@ __all__ = ["export_jsonl", "import_jsonl", "undo_interrupted_import"]
 log = logging.getLogger(__name__)
 _BATCH = 64
 _JOURNAL = "import"
+# One import at a time per process, and no undo while one runs: an undo in between would remove the records of
+# an import in progress (same process, same journal owner), which would then report success.
+_IMPORTING = threading.RLock()
 
 
 def export_jsonl(engine: ExperienceEngine, path: str | Path, *, progress: Callable[[int], None] | None = None) -> int:
@@ -71,6 +75,13 @@ def import_jsonl(engine: ExperienceEngine, path: str | Path, *, progress: Callab
         if redact is not None:
             update |= {"content": redact(exp.content), "applicability": redact(exp.applicability)}
         items.append(quarantine_suspect(exp.model_copy(update=update)))
+    with _IMPORTING:
+        return _write_all_or_nothing(engine, items, progress)
+
+
+def _write_all_or_nothing(
+    engine: ExperienceEngine, items: list[Experience], progress: Callable[[int], None] | None
+) -> int:
     undo_interrupted_import(engine)
     undo: dict[str, str | None] = dict.fromkeys(e.id for e in items)
     undo |= {
@@ -105,14 +116,19 @@ class _Saved(BaseModel):
 def undo_interrupted_import(engine: ExperienceEngine) -> int:
     """Put the store back as it was before an import that did not finish (failed, or its process was killed).
     Returns how many records were restored or removed; 0 when no import was interrupted."""
-    undo = engine.queue.journal(_JOURNAL)
-    if not undo:
-        return 0
+    with _IMPORTING:
+        undo = engine.queue.journal(_JOURNAL)
+        if not undo:
+            return 0
+        _restore(engine, undo)
+        engine.queue.journal_clear(_JOURNAL)
+        return len(undo)
+
+
+def _restore(engine: ExperienceEngine, undo: dict[str, str | None]) -> None:
     store = engine.store
     store.ensure_collection(engine.embedder.dimension)
     saved = [_Saved.model_validate_json(v) for v in undo.values() if v is not None]
     store.delete([i for i, v in undo.items() if v is None])
     store.upsert([(s.experience, s.vector) for s in saved if s.vector is not None])
     store.update([s.experience for s in saved if s.vector is None])
-    engine.queue.journal_clear(_JOURNAL)
-    return len(undo)
