@@ -12,15 +12,12 @@ contract is in :meth:`EpisodeQueue.put`.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import socket
 import sqlite3
 import threading
 import time
-import weakref
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,23 +25,13 @@ from typing import TypeVar
 
 from expscale_core.episode import Episode, EpisodeStatus, Outcome
 from expscale_core.errors import QueueError
+from expscale_core.group_commit import GroupCommit
 from expscale_core.scope import Scope
 
 __all__ = ["EpisodeQueue"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-_LIVE: weakref.WeakSet[EpisodeQueue] = weakref.WeakSet()
-
-
-@atexit.register
-def _commit_on_exit() -> None:
-    # A normal interpreter exit commits what capture buffered; only a hard kill can lose it.
-    for queue in list(_LIVE):
-        try:
-            queue.flush()
-        except Exception as exc:
-            log.error("expscale: could not commit captured episodes at exit: %s", exc)
 
 
 _SCHEMA = """
@@ -113,10 +100,7 @@ class EpisodeQueue:
         self.commit_interval_s = commit_interval_s
         self.early_feedback_ttl_s = early_feedback_ttl_s
         self._clock = clock
-        self._buffer: deque[Episode] = deque()
-        self._writer: threading.Thread | None = None
-        self._writer_wake = threading.Event()
-        self._closed_event = threading.Event()
+        self._buffer = GroupCommit(self.flush, commit_interval_s)
         self._closing = False
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +118,6 @@ class EpisodeQueue:
         self._lock = threading.Lock()
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
         self._release_dead_owners()
-        _LIVE.add(self)
 
     def _release_dead_owners(self) -> None:
         """Claims held by a process on this host that no longer runs go back to pending now,
@@ -151,9 +134,7 @@ class EpisodeQueue:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One transaction; buffered captures are committed in it first, so every operation sees them."""
         with self._lock:
-            batch: list[Episode] = []
-            while self._buffer:
-                batch.append(self._buffer.popleft())
+            batch = self._buffer.drain()
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -165,7 +146,7 @@ class EpisodeQueue:
                     raise
                 self._db.execute("COMMIT")
             except BaseException as exc:
-                self._buffer.extendleft(reversed(batch))  # not committed: keep them for the next try
+                self._buffer.give_back(batch)  # not committed: keep them for the next try
                 if isinstance(exc, sqlite3.Error):
                     raise QueueError(f"episode queue at {self.path} failed: {exc}") from exc
                 raise
@@ -198,36 +179,12 @@ class EpisodeQueue:
                 self._insert(db, [episode])
             return
         self._buffer.append(episode)
-        if self._writer is None:
-            self._start_writer()
-        self._writer_wake.set()
 
     def flush(self) -> None:
         """Commit everything captured so far."""
         if self._buffer:
             with self._tx():
                 pass
-
-    def _start_writer(self) -> None:
-        with self._lock:
-            if self._writer is None and not self._closing:
-                self._writer = threading.Thread(target=self._write_loop, name="expscale-capture", daemon=True)
-                self._writer.start()
-
-    def _write_loop(self) -> None:
-        backoff = self.commit_interval_s
-        while not self._closing:
-            self._writer_wake.wait()
-            self._writer_wake.clear()
-            if self._closed_event.wait(backoff):  # a burst of captures shares one commit; close() flushes
-                return
-            try:
-                self.flush()
-                backoff = self.commit_interval_s
-            except QueueError as exc:
-                backoff = min(max(backoff * 2, 0.5), 30.0)
-                log.warning("expscale: %d captured episodes wait in memory, commit failed: %s", len(self._buffer), exc)
-                self._writer_wake.set()
 
     def _insert(self, db: sqlite3.Connection, episodes: Sequence[Episode]) -> None:
         now = self._clock()
@@ -581,14 +538,10 @@ class EpisodeQueue:
     def close(self) -> None:
         """Commit what capture buffered, stop the writer, close the database."""
         self._closing = True
-        self._closed_event.set()
-        self._writer_wake.set()
-        if self._writer is not None:
-            self._writer.join(timeout=5)
+        self._buffer.close()
         try:
             self.flush()
         finally:
-            _LIVE.discard(self)
             with self._lock:
                 self._db.close()
 
