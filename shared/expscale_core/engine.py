@@ -11,28 +11,23 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from pydantic import BaseModel
-
-from expscale_core.apply import plan_writes, retarget_unrelated
 from expscale_core.capture import redact_episode
 from expscale_core.credit import apply_credit
+from expscale_core.deletion import delete_episode, delete_scope, scrub
 from expscale_core.distill.base import Distiller
-from expscale_core.distill.context import lesson_similarity, related_experiences
+from expscale_core.distill.step import distill_episode
 from expscale_core.embed.base import Embedder
 from expscale_core.episode import Episode, Outcome, utcnow
 from expscale_core.errors import ExpscaleError, LLMOutputError, QueueError, StoreError
 from expscale_core.experience import Experience, ExperienceStatus, ScoredExperience
 from expscale_core.ids import IdLike, coerce_id, coerce_ids
 from expscale_core.llm import LLM
-from expscale_core.quality import MemoryQuality, memory_quality
 from expscale_core.queue import EpisodeQueue
 from expscale_core.refine import Refiner, RefineReport
 from expscale_core.retrieve import format_experiences, rank
 from expscale_core.scope import Scope
-from expscale_core.scoring import count_tokens
-from expscale_core.screen import quarantine_suspect
-from expscale_core.screen_llm import review_lessons
 from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
+from expscale_core.stats import EngineStats, collect_stats
 from expscale_core.store.base import ExperienceStore
 from expscale_core.transfer import undo_interrupted_import
 from expscale_core.worker import BackgroundWorker
@@ -41,26 +36,10 @@ __all__ = ["EngineStats", "ExperienceEngine"]
 
 log = logging.getLogger(__name__)
 ScopeLike = Scope | dict[str, Any] | str | None
-_LLM_COUNTERS = ("llm_calls", "llm_prompt_tokens", "llm_completion_tokens")
 
 
 class _StoreDown(Exception):
     """Internal: the store failed during a distillation; stop the batch."""
-
-
-class EngineStats(BaseModel):
-    """A snapshot of the engine's store and queue, with memory-quality figures. LLM counters are totals
-    over every process that used this data dir."""
-
-    experiences: dict[str, int]
-    active_tokens: int
-    episodes: dict[str, int]
-    embedder: str
-    distiller: str
-    llm_calls: int
-    llm_prompt_tokens: int
-    llm_completion_tokens: int
-    quality: MemoryQuality
 
 
 class ExperienceEngine:
@@ -367,49 +346,17 @@ class ExperienceEngine:
 
     def _distill_one(self, episode: Episode) -> None:
         try:
-            self.store.ensure_collection(self.embedder.dimension)
-            s = self.distill_settings
-            similar, served = related_experiences(
+            plan = distill_episode(
                 episode,
                 store=self.store,
                 embedder=self.embedder,
+                distiller=self.distiller,
                 served_ids=self.queue.served(episode.id),
-                similar_k=s.similar_k,
-                min_similarity=s.related_min_similarity,
+                settings=self.distill_settings,
+                write_lock=self._refine_lock,
+                clock=self._clock,
+                screen_llm=self.screen_llm,
             )
-            decisions = self.distiller.distill(episode, similar, served=served)
-            if any(d.target_id is not None for d in decisions):
-                decisions = retarget_unrelated(
-                    decisions,
-                    lesson_similarity(similar, store=self.store, embedder=self.embedder),
-                    floor=s.related_min_similarity,
-                )
-            # Outside the lock: a reviewing LLM call takes seconds, and refinement must not wait for it.
-            reviewed = review_lessons(decisions, self.screen_llm) if self.screen_llm is not None else {}
-            with self._refine_lock:
-                # The targets are read again under the lock: a refine that ran during the LLM call may have
-                # merged one away, and writing the old copy back would make it active again.
-                current = {e.id: e for e, _ in self.store.get([e.id for e, _ in similar])}
-                fresh = [current[e.id] for e, _ in similar if e.id in current]
-                retired = {e.id for e in fresh if e.status is not ExperienceStatus.ACTIVE}
-                if retired:
-                    decisions = retarget_unrelated(
-                        decisions, lambda d: -1.0 if d.target_id in retired else None, floor=0.0
-                    )
-                plan = plan_writes(
-                    episode,
-                    decisions,
-                    [e for e in fresh if e.id not in retired],
-                    distiller=self.distiller.name,
-                    prompt_version=self.distiller.prompt_version,
-                    embedding_model=self.embedder.model_id,
-                    now=self._clock(),
-                )
-                plan.new = [quarantine_suspect(e, also=reviewed.get(e.content, ())) for e in plan.new]
-                if plan.new:
-                    vectors = self.embedder.embed([e.embedding_text() for e in plan.new])
-                    self.store.upsert(list(zip(plan.new, vectors)))
-                self.store.update(plan.changed)
         except LLMOutputError as exc:
             log.warning("episode %s: unusable LLM output, marked failed: %s", episode.id, exc)
             self.queue.fail(episode.id, str(exc), raw_output=exc.raw)
@@ -568,46 +515,22 @@ class ExperienceEngine:
             raise ValueError("pass exactly one of scope= or episode_id=")
         with self._refine_lock:
             if scope is not None:
-                target = Scope.coerce(scope)
-                counts = {"experiences": self.store.delete_scope(target), "episodes": self.queue.delete_scope(target)}
+                counts = delete_scope(self.store, self.queue, Scope.coerce(scope))
             else:
-                eid = coerce_id(episode_id)
-                derived = [e for e, _ in self.store.scan() if eid in e.provenance.source_episode_ids]
-                others = sorted({s for e in derived for s in e.provenance.source_episode_ids if s != eid})
-                self.store.delete([e.id for e in derived])
-                counts = {
-                    "experiences": len(derived),
-                    "episodes": self.queue.delete_episode(eid),
-                    "requeued": self.queue.requeue(others),
-                }
-            self.store.compact()
-            self.queue.checkpoint()
+                counts = delete_episode(self.store, self.queue, coerce_id(episode_id))
+            scrub(self.store, self.queue)
         return counts
 
     def stats(self) -> EngineStats:
+        """Counts and memory-quality figures, from what is persisted (the same in every process)."""
         self.store.ensure_collection(self.embedder.dimension)
         self._persist_llm_usage()
-        by_status = {s.value: self.store.count(statuses=[s]) for s in ExperienceStatus}
-        active = list(self.store.scan(statuses=[ExperienceStatus.ACTIVE], with_vectors=True))
-        repaired = sum(1 for e, _ in self.store.scan() if e.provenance.repairs)
-        quality = memory_quality(
-            active,
-            by_status,
-            repaired,
-            self.queue.verdict_counts(),
-            duplicate_threshold=self.refine_settings.duplicate_threshold,
-        )
-        totals = {k: int(self.queue.get_meta(k) or 0) for k in _LLM_COUNTERS}
-        return EngineStats(
-            experiences=by_status,
-            active_tokens=sum(count_tokens(e.content) for e, _ in active),
-            episodes=self.queue.counts(),
+        return collect_stats(
+            self.store,
+            self.queue,
             embedder=self.embedder.model_id,
             distiller=self.distiller.name,
-            llm_calls=totals["llm_calls"],
-            llm_prompt_tokens=totals["llm_prompt_tokens"],
-            llm_completion_tokens=totals["llm_completion_tokens"],
-            quality=quality,
+            duplicate_threshold=self.refine_settings.duplicate_threshold,
         )
 
     def _persist_llm_usage(self) -> None:
