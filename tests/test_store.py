@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,14 +163,54 @@ def test_edge_data_survives_a_restart_and_mismatches_say_how_to_fix(tmp_path: Pa
         reopened.count()
 
 
-def test_edge_maintain_builds_the_index_when_due(tmp_path: Path) -> None:
+def test_edge_builds_its_index_in_the_background_and_keeps_every_write_made_meanwhile(tmp_path: Path) -> None:
     s = EdgeExperienceStore(tmp_path / "edge", optimize_every=100)
     s.ensure_collection(EMB.dimension)
-    assert s.maintain() is False, "nothing written yet"
-    s.upsert([(e, EMB.embed([e.content])[0]) for e in (Experience(kind="fact", content=f"f{i}") for i in range(150))])
-    s.maintain()
-    assert s.count() == 150 and s.maintain() is False, "not due again until more is written"
+    assert s.maintain() is False and not s.building, "nothing written yet"
+    facts = [Experience(kind="fact", content=f"fact number {i}", scope=Scope(tenant=f"t{i % 3}")) for i in range(150)]
+    s.upsert([(e, EMB.embed([e.content])[0]) for e in facts])
+    assert s.maintain() is False and s.building, "due: the build starts in a child process and returns at once"
+    assert (tmp_path / "edge.build").is_dir()
+    # Writes and reads while the child works: all of them must survive the swap.
+    late = Experience(kind="fact", content="written during the build")
+    s.upsert([(late, EMB.embed([late.content])[0])])
+    s.update([facts[0].model_copy(update={"content": "updated during the build"})])
+    s.delete([facts[1].id])
+    s.delete_scope(Scope(tenant="t2"))
+    assert s.search(EMB.embed(["fact number 3"])[0], scope=Scope(), limit=1)
+    deadline = time.monotonic() + 120
+    while not s.maintain():
+        assert time.monotonic() < deadline, "the build never finished"
+        time.sleep(0.05)
+    assert not s.building and not (tmp_path / "edge.build").exists()
+    kept = {e.id: e for e, _ in s.scan()}
+    expected = {e.id for e in facts[2:] if e.scope.tenant != "t2"} | {facts[0].id, late.id}
+    assert set(kept) == expected
+    assert kept[facts[0].id].content == "updated during the build"
+    assert s.maintain() is False, "not due again until more is written"
     s.close()
+    reopened = EdgeExperienceStore(tmp_path / "edge")
+    reopened.ensure_collection(EMB.dimension)
+    assert reopened.count() == len(expected)
+    reopened.close()
+
+
+def test_a_build_left_by_a_crash_or_cancelled_by_compaction_leaves_no_copy(tmp_path: Path) -> None:
+    s = EdgeExperienceStore(tmp_path / "edge", optimize_every=10)
+    s.ensure_collection(EMB.dimension)
+    s.upsert(
+        [(e, EMB.embed([e.content])[0]) for e in (Experience(kind="fact", content=f"secret {i}") for i in range(20))]
+    )
+    s.maintain()
+    assert s.building
+    s.compact()  # a deletion's compaction: the copy holds deleted text, so the build goes
+    assert not s.building and not (tmp_path / "edge.build").exists()
+    s.close()
+    (tmp_path / "edge.build").mkdir()  # what a kill -9 during a build leaves
+    again = EdgeExperienceStore(tmp_path / "edge")
+    again.ensure_collection(EMB.dimension)
+    assert not (tmp_path / "edge.build").exists() and again.count() == 20
+    again.close()
 
 
 @pytest.mark.parametrize("opener", ["edge", "qdrant-local"])

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from expscale_core.errors import CollectionMismatchError, StoreError, StoreLockedError
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
+from expscale_core.store._edge_build import IndexBuild
 from expscale_core.store._records import INDEXED_FIELDS, point_ids, scope_terms, to_payload, to_record, to_vector
 from expscale_core.store._records import clamp_score as _clamp
 from expscale_core.store.base import Vector
@@ -38,8 +39,9 @@ class EdgeExperienceStore:
     """Experiences as points of one Qdrant Edge shard at ``path`` (created on first use).
 
     One process at a time may open a shard; a second gets :class:`StoreLockedError`. Writes are in the
-    shard's WAL when a call returns. :meth:`maintain` builds HNSW indexes once enough points arrived; the
-    engine calls it from its background worker, never on a caller's thread.
+    shard's WAL when a call returns. :meth:`maintain` builds HNSW indexes once enough points arrived, in a
+    child process on a copy of the shard, so the process serving queries never stops for it; the engine
+    calls it from its background worker.
 
     Example:
         >>> store = EdgeExperienceStore.temporary()
@@ -66,6 +68,7 @@ class EdgeExperienceStore:
         self._since_optimize = 0
         self._checked_backlog = False
         self._closed = False
+        self._build: IndexBuild | None = None
 
     @classmethod
     def temporary(cls, **kwargs: Any) -> EdgeExperienceStore:
@@ -75,12 +78,14 @@ class EdgeExperienceStore:
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _call(self, what: str, fn: Callable[[qe.EdgeShard], T]) -> T:
+    def _call(self, what: str, fn: Callable[[qe.EdgeShard], T], touched: Sequence[str] = ()) -> T:
         with self._lock:
             if self._closed:
                 raise StoreError(f"the experience store at {self.path} is closed")
             if self._shard is None:
                 raise StoreError(f"Qdrant Edge {what} before ensure_collection(dimension) opened {self.path}")
+            if self._build is not None:  # noted under the lock, so no write slips between the copy and the swap
+                self._build.dirty.update(touched)
             try:
                 return fn(self._shard)
             except StoreError:
@@ -124,6 +129,7 @@ class EdgeExperienceStore:
     def _finish_interrupted_compaction(self) -> None:
         old_dir = self.path.with_name(self.path.name + ".old")
         fresh_dir = self.path.with_name(self.path.name + ".compact")
+        shutil.rmtree(self.path.with_name(self.path.name + ".build"), ignore_errors=True)  # a build a crash left
         if old_dir.exists():
             if (self.path / "edge_config.json").exists():
                 shutil.rmtree(old_dir)  # the swap finished; only the removal was interrupted
@@ -147,7 +153,11 @@ class EdgeExperienceStore:
         for start in range(0, len(items), _UPSERT_BATCH):
             chunk = items[start : start + _UPSERT_BATCH]
             points = [qe.Point(e.id, [float(x) for x in v], to_payload(e)) for e, v in chunk]
-            self._call("upsert", lambda s, p=points: s.update(qe.UpdateOperation.upsert_points(p)))  # type: ignore[misc]
+            self._call(
+                "upsert",
+                lambda s, p=points: s.update(qe.UpdateOperation.upsert_points(p)),  # type: ignore[misc]
+                touched=[e.id for e, _ in chunk],
+            )
             self._since_optimize += len(chunk)
 
     def update(self, experiences: Sequence[Experience]) -> None:
@@ -158,21 +168,27 @@ class EdgeExperienceStore:
                 shard.update(qe.UpdateOperation.overwrite_payload([e.id], to_payload(e)))
 
         if experiences:
-            self._call("update", run)
+            self._call("update", run, touched=[e.id for e in experiences])
 
     def delete(self, ids: Sequence[str]) -> None:
         import qdrant_edge as qe
 
         valid = point_ids(ids)
         if valid:
-            self._call("delete", lambda s: s.update(qe.UpdateOperation.delete_points(list(valid))))
+            self._call("delete", lambda s: s.update(qe.UpdateOperation.delete_points(list(valid))), touched=valid)
 
     def delete_scope(self, scope: Scope) -> int:
         import qdrant_edge as qe
 
         flt = _filter(scope, None) or qe.Filter()
         n = self.count(scope=scope)
-        self._call("delete", lambda s: s.update(qe.UpdateOperation.delete_points_by_filter(flt)))
+
+        def run(shard: qe.EdgeShard) -> None:
+            if self._build is not None:
+                self._build.scope_deletes.append(flt)
+            shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
+
+        self._call("delete", run)
         return n
 
     # -- reads ---------------------------------------------------------------------------
@@ -241,24 +257,103 @@ class EdgeExperienceStore:
     # -- housekeeping --------------------------------------------------------------------
 
     def maintain(self, force: bool = False) -> bool:
-        """Build HNSW indexes and vacuum once ``optimize_every`` points were written since the last time
-        (or now, with ``force``). Blocks this thread while it runs, and other calls on the store wait for
-        it: call it from a background thread while the app is idle (the engine's worker does).
-        Returns True when something was optimized."""
-        if not force and self._since_optimize < self.optimize_every:
-            if self._checked_backlog:
-                return False
-            # Once per process: a store opened with many unindexed points (a migration, a bulk import) is due.
-            self._checked_backlog = True
-            info = self._call("info", lambda s: s.info())
-            if info.points_count - info.indexed_vectors_count < self.optimize_every:
-                return False
+        """Build HNSW indexes and vacuum once ``optimize_every`` points were written since the last time (or
+        now, with ``force``). The build runs in a child process on a copy of the shard (see
+        :mod:`~expscale_core.store._edge_build`): queries, captures and writes go on meanwhile, and a later call
+        swaps the built copy in. ``force`` waits for the build. Returns True when a build was swapped in."""
+        if self._build is not None:
+            return self._finish_build(wait=force)
+        if not force and not self._index_due():
+            return False
+        return self.build_index(wait=force)
+
+    def build_index(self, *, wait: bool = True) -> bool:
+        """Start an index build now (unless one runs); with ``wait``, block this thread until it is swapped in.
+        Without, :meth:`maintain` swaps it in once done. Returns True when a build was swapped in."""
+        if self._build is None:
+            self._start_build()
+        return self._finish_build(wait=wait)
+
+    @property
+    def building(self) -> bool:
+        """An index build is running in the background."""
+        return self._build is not None
+
+    def _index_due(self) -> bool:
+        if self._since_optimize >= self.optimize_every:
+            return True
+        if self._checked_backlog:
+            return False
+        # Once per process: a store opened with many unindexed points (a migration, a bulk import) is due.
+        self._checked_backlog = True
+        info = self._call("info", lambda s: s.info())
+        return bool(info.points_count - info.indexed_vectors_count >= self.optimize_every)
+
+    def _start_build(self) -> None:
+        import qdrant_edge as qe
+
+        with self._lock:
+            if self._shard is None or self._dimension is None:
+                return
+            build = IndexBuild(self.path.with_name(self.path.name + ".build"))
+            self._build = build  # from here on, every write is noted for the replay
+            config = _config(self._dimension)
+
+        def page(offset: Any) -> tuple[list[Any], Any]:
+            request = qe.ScrollRequest(offset=offset, limit=_PAGE, with_payload=True, with_vector=True)
+            return self._call("scroll", lambda s: s.scroll(request))
+
         started = time.perf_counter()
-        changed = bool(self._call("optimize", lambda s: s.optimize()))
+        try:
+            build.copy(config, _create_shard, page)
+            build.start()
+        except Exception as exc:
+            self._drop_build()
+            raise StoreError(f"could not start building the index of {self.path}: {exc}") from exc
         self._since_optimize = 0
-        if changed:
-            log.info("optimized the experience store at %s in %.1f s", self.path, time.perf_counter() - started)
-        return changed
+        log.info("copied %s for an index build in %.1f s", self.path, time.perf_counter() - started)
+
+    def _finish_build(self, *, wait: bool) -> bool:
+        import qdrant_edge as qe
+
+        build = self._build
+        if build is None:
+            return False
+        state = build.done(wait=wait)
+        if state is None:
+            return False
+        if not state:
+            log.warning("building the index of %s failed, will try again later: %s", self.path, build.error())
+            self._drop_build()
+            return False
+        with self._lock:
+            if self._shard is None or self._dimension is None:
+                self._drop_build()
+                return False
+            config = _config(self._dimension)
+            built = qe.EdgeShard.load(str(build.folder), config)
+            try:
+                build.replay(self._shard, built)
+                built.flush()
+            finally:
+                built.close()
+            self._build = None
+            self._shard.close()
+            self._shard = None
+            self._swap_in(build.folder, config)
+        log.info("swapped in the indexed copy of %s", self.path)
+        return True
+
+    def _drop_build(self) -> None:
+        with self._lock:
+            build, self._build = self._build, None
+        if build is not None:
+            build.cancel()
+
+    def index_backlog(self) -> int:
+        """Points not covered by an HNSW index yet (searched exactly until the next build)."""
+        info = self._call("info", lambda s: s.info())
+        return int(info.points_count - info.indexed_vectors_count)
 
     def compact(self) -> None:
         """Rewrite the shard with only its live points, then remove the old files: Qdrant keeps deleted
@@ -266,11 +361,11 @@ class EdgeExperienceStore:
         Cost is one pass over the store; the engine runs it after deletions."""
         import qdrant_edge as qe
 
+        self._drop_build()  # its copy may hold what was just deleted
         with self._lock:
             if self._shard is None or self._dimension is None:
                 return
             fresh_dir = self.path.with_name(self.path.name + ".compact")
-            old_dir = self.path.with_name(self.path.name + ".old")
             shutil.rmtree(fresh_dir, ignore_errors=True)
             config = _config(self._dimension)
             try:
@@ -289,21 +384,29 @@ class EdgeExperienceStore:
                 fresh.close()
                 self._shard.close()
                 self._shard = None
-                # Swap folders; an interruption here is finished by ensure_collection on the next open.
-                self.path.rename(old_dir)
-                fresh_dir.rename(self.path)
-                shutil.rmtree(old_dir)
-                self._shard = qe.EdgeShard.load(str(self.path), config)
+                self._swap_in(fresh_dir, config)
                 self._checked_backlog = False  # the rewritten shard has no HNSW yet: let maintain() look again
             except Exception as exc:
                 if self._shard is None and (self.path / "edge_config.json").exists():
                     self._shard = qe.EdgeShard.load(str(self.path), config)
                 raise StoreError(f"compacting the Qdrant Edge store at {self.path} failed: {exc}") from exc
 
+    def _swap_in(self, fresh_dir: Path, config: qe.EdgeConfig) -> None:
+        """Replace the (closed) shard's folder with ``fresh_dir`` and open it. An interruption between the
+        renames is finished by ``ensure_collection`` on the next open."""
+        import qdrant_edge as qe
+
+        old_dir = self.path.with_name(self.path.name + ".old")
+        self.path.rename(old_dir)
+        fresh_dir.rename(self.path)
+        shutil.rmtree(old_dir)
+        self._shard = qe.EdgeShard.load(str(self.path), config)
+
     def flush(self) -> None:
         self._call("flush", lambda s: s.flush())
 
     def close(self) -> None:
+        self._drop_build()
         with self._lock:
             if self._closed:
                 return
