@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -20,8 +21,15 @@ if TYPE_CHECKING:
 __all__ = ["ExperienceCallbackHandler"]
 
 
+@functools.lru_cache(maxsize=8192)
+def _text_id(run_id: UUID) -> str:
+    # Every event of a run converts the same UUIDs (str(UUID) formats 128 bits each time); a chain's handful of
+    # run ids is converted once instead of at each of its start/end events.
+    return str(run_id)
+
+
 def _id(run_id: UUID | None) -> str | None:
-    return str(run_id) if run_id is not None else None
+    return _text_id(run_id) if run_id is not None else None
 
 
 class ExperienceCallbackHandler(BaseCallbackHandler):
@@ -60,7 +68,7 @@ class ExperienceCallbackHandler(BaseCallbackHandler):
 
     def episode_id(self, run_id: UUID | str) -> str | None:
         """The episode a (possibly nested) run belongs to, while it is running."""
-        return self.recorder.root_of(str(run_id))
+        return self.recorder.root_of(_text_id(run_id))
 
     # chains ------------------------------------------------------------------------------
 
@@ -73,14 +81,20 @@ class ExperienceCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self.recorder.start(str(run_id), _id(parent_run_id), input=to_text(inputs), name=kwargs.get("name"))
+        rid, pid = _text_id(run_id), _id(parent_run_id)
+        if pid is not None and self.recorder.root_of(pid) is not None:
+            self.recorder.join(rid, pid)  # a nested step: only the root's input is the episode's, so no text work
+        else:
+            self.recorder.start(rid, pid, input=to_text(inputs), name=kwargs.get("name"))
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self.recorder.end(str(run_id), output=to_text(outputs), input=_streamed_input(kwargs))
+        rid = _text_id(run_id)
+        if self.recorder.is_open(rid):  # only a root's output is the episode's; nested ends cost a lookup
+            self.recorder.end(rid, output=to_text(outputs), input=_streamed_input(kwargs))
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self.recorder.error(str(run_id), error)
-        self.recorder.end(str(run_id), output=None, input=_streamed_input(kwargs))
+        self.recorder.error(_text_id(run_id), error)
+        self.recorder.end(_text_id(run_id), output=None, input=_streamed_input(kwargs))
 
     # models ------------------------------------------------------------------------------
 
@@ -96,7 +110,7 @@ class ExperienceCallbackHandler(BaseCallbackHandler):
     ) -> None:
         converted = [message(m) for m in (messages[0] if messages else [])]
         model = (metadata or {}).get("ls_model_name")
-        self.recorder.llm_start(str(run_id), _id(parent_run_id), converted, model=model)
+        self.recorder.llm_start(_text_id(run_id), _id(parent_run_id), converted, model=model)
 
     def on_llm_start(
         self,
@@ -109,15 +123,17 @@ class ExperienceCallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         converted = [Message(role="user", content=p) for p in prompts[:1]]
-        self.recorder.llm_start(str(run_id), _id(parent_run_id), converted, model=(metadata or {}).get("ls_model_name"))
+        self.recorder.llm_start(
+            _text_id(run_id), _id(parent_run_id), converted, model=(metadata or {}).get("ls_model_name")
+        )
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         text, reasoning, calls = result_text(response)
-        self.recorder.llm_end(str(run_id), text, reasoning=reasoning, tool_calls=calls)
+        self.recorder.llm_end(_text_id(run_id), text, reasoning=reasoning, tool_calls=calls)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self.recorder.error(str(run_id), error)
-        self.recorder.end(str(run_id), output=None)
+        self.recorder.error(_text_id(run_id), error)
+        self.recorder.end(_text_id(run_id), output=None)
 
     # tools and retrievers ------------------------------------------------------------------
 
@@ -133,14 +149,14 @@ class ExperienceCallbackHandler(BaseCallbackHandler):
     ) -> None:
         name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
         self.recorder.tool_start(
-            str(run_id), _id(parent_run_id), str(name), inputs if inputs is not None else input_str
+            _text_id(run_id), _id(parent_run_id), str(name), inputs if inputs is not None else input_str
         )
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self.recorder.tool_end(str(run_id), to_text(output))
+        self.recorder.tool_end(_text_id(run_id), to_text(output))
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self.recorder.error(str(run_id), error)
+        self.recorder.error(_text_id(run_id), error)
 
     def on_retriever_start(
         self,
@@ -151,13 +167,13 @@ class ExperienceCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self.recorder.retrieval_start(str(run_id), _id(parent_run_id), query)
+        self.recorder.retrieval_start(_text_id(run_id), _id(parent_run_id), query)
 
     def on_retriever_end(self, documents: Sequence[Document], *, run_id: UUID, **kwargs: Any) -> None:
-        self.recorder.retrieval_end(str(run_id), [d.page_content for d in documents])
+        self.recorder.retrieval_end(_text_id(run_id), [d.page_content for d in documents])
 
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self.recorder.error(str(run_id), error)
+        self.recorder.error(_text_id(run_id), error)
 
 
 def _streamed_input(kwargs: dict[str, Any]) -> str | None:

@@ -235,9 +235,13 @@ def test_autostart_off_runs_nothing_in_the_background_until_asked() -> None:
         queue=EpisodeQueue(":memory:"),
         autostart=False,
     )
+    def distillers() -> set[threading.Thread]:  # other tests' engines may still be winding down
+        return {t for t in threading.enumerate() if t.name == "expscale-distiller"}
+
+    before = distillers()
     with engine:
         engine.record(Episode(input="capital of Peru?", output="Lima", outcome=Outcome(score=1)))
-        assert "expscale-distiller" not in {t.name for t in threading.enumerate()}
+        assert distillers() <= before, "record() started a worker"
         assert engine.queue.outstanding() == 1
         assert engine.run_pending() == 1
         assert engine.queue.outstanding() == 0 and engine.store.count() == 1

@@ -316,8 +316,19 @@ def test_agent_runs_when_the_store_is_down() -> None:
 # -- retriever and embeddings -----------------------------------------------------------------
 
 
+_SEEDED: list[ExperienceEngine] = []
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_seeded_engines() -> Iterator[None]:
+    yield  # LangChain's standard tests build the retriever from a property; its engines close here
+    while _SEEDED:
+        _SEEDED.pop().close()
+
+
 def _seeded_engine() -> ExperienceEngine:
     engine = make_engine()
+    _SEEDED.append(engine)
     for i, (q, a) in enumerate(
         [
             ("capital of Peru?", "Lima"),

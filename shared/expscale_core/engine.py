@@ -36,6 +36,7 @@ __all__ = ["EngineStats", "ExperienceEngine"]
 
 log = logging.getLogger(__name__)
 ScopeLike = Scope | dict[str, Any] | str | None
+_NO_SCOPE = Scope()
 
 
 class _StoreDown(Exception):
@@ -82,7 +83,8 @@ class ExperienceEngine:
         self.distiller = distiller
         self.queue = queue
         self.llm = llm
-        self.scope = Scope.coerce(scope)
+        coerced = Scope.coerce(scope)
+        self.scope = _NO_SCOPE if coerced == _NO_SCOPE else coerced  # record() then skips a comparison
         self.retrieve_settings = retrieve_settings or RetrieveSettings()
         self.distill_settings = distill_settings or DistillSettings()
         self.refine_settings = refine_settings or RefineSettings()
@@ -134,7 +136,7 @@ class ExperienceEngine:
         self._check_open()
         if scope is not None:
             episode = episode.model_copy(update={"scope": Scope.coerce(scope)})
-        elif episode.scope == Scope() and self.scope != Scope():
+        elif self.scope is not _NO_SCOPE and episode.scope == _NO_SCOPE:
             episode = episode.model_copy(update={"scope": self.scope})
         if self.redact is not None:
             episode = redact_episode(episode, self.redact)
@@ -185,8 +187,7 @@ class ExperienceEngine:
 
     def _wake(self) -> None:
         if self._autostart:
-            self._worker.start()
-            self._worker.notify()
+            self._worker.nudge()
 
     # -- retrieval -----------------------------------------------------------------------
 

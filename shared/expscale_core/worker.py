@@ -31,6 +31,7 @@ class BackgroundWorker:
         self._active = 0
         self._last_request = 0.0
         self._thread: threading.Thread | None = None
+        self._sleeping = False  # between polls with nothing to do: the only time a nudge must wake it
 
     @property
     def running(self) -> bool:
@@ -47,6 +48,15 @@ class BackgroundWorker:
     def notify(self) -> None:
         with self._wake:
             self._wake.notify_all()
+
+    def nudge(self) -> None:
+        """New work arrived (a capture, feedback): start the thread, or wake it if it sleeps between polls.
+        Takes no lock when the worker is already awake or waiting for the caller to go idle: a capture must
+        not make the worker contend with the caller's thread for every episode."""
+        if not self.running:
+            self.start()
+        elif self._sleeping:
+            self.notify()
 
     @contextmanager
     def request(self) -> Iterator[None]:
@@ -100,7 +110,9 @@ class BackgroundWorker:
             if handled == 0:
                 with self._wake:
                     if not self._stop and not self._draining:
+                        self._sleeping = True
                         self._wake.wait(self._poll_s)
+                        self._sleeping = False
                     elif self._draining:
                         self._wake.wait(0.05)
 
