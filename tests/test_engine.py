@@ -235,6 +235,7 @@ def test_autostart_off_runs_nothing_in_the_background_until_asked() -> None:
         queue=EpisodeQueue(":memory:"),
         autostart=False,
     )
+
     def distillers() -> set[threading.Thread]:  # other tests' engines may still be winding down
         return {t for t in threading.enumerate() if t.name == "expscale-distiller"}
 
