@@ -17,6 +17,7 @@ from typing import Any
 from expscale_core import EpisodeRecorder
 from llama_index.core.base.response.schema import AsyncStreamingResponse, StreamingResponse
 from llama_index.core.chat_engine.types import StreamingAgentChatResponse
+from llama_index.core.instrumentation.span import active_span_id
 
 __all__ = ["StreamFollower"]
 
@@ -64,7 +65,16 @@ class StreamFollower:
     def _tee(self, episode_id: str, tokens: Iterator[str]) -> Generator[str, None, None]:
         parts: list[str] = []
         try:
-            for token in tokens:
+            while True:
+                # The LLM call behind a streaming query starts lazily, inside this next(): under the query's
+                # span id, its spans and events join the episode (its prompt and answer are recorded).
+                entered = active_span_id.set(episode_id)
+                try:
+                    token = next(tokens)
+                except StopIteration:
+                    break
+                finally:
+                    active_span_id.reset(entered)
                 parts.append(token)
                 yield token
         except BaseException as exc:
@@ -77,7 +87,14 @@ class StreamFollower:
     async def _atee(self, episode_id: str, tokens: AsyncIterator[str]) -> AsyncGenerator[str, None]:
         parts: list[str] = []
         try:
-            async for token in tokens:
+            while True:
+                entered = active_span_id.set(episode_id)
+                try:
+                    token = await tokens.__anext__()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    active_span_id.reset(entered)
                 parts.append(token)
                 yield token
         except BaseException as exc:

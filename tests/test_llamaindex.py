@@ -13,6 +13,7 @@ import pytest
 from expscale_core import (
     Episode,
     ExperienceEngine,
+    LLMStep,
     MiniLMEmbedder,
     Outcome,
     RetrievalStep,
@@ -391,6 +392,9 @@ def test_streaming_queries_and_chats_are_recorded_with_their_output_once_consume
     assert "".join(streamed.response_gen) == answer  # type: ignore[union-attr]
     got = _episodes(engine)["capital of Peru?"]
     assert got.id == episode_id and got.output == answer
+    llm_steps = [s for s in got.steps if isinstance(s, LLMStep)]
+    assert [s.response for s in llm_steps] == [answer], "the lazy LLM call joins the episode, prompt and answer"
+    assert "Peru" in llm_steps[0].messages[0].content
 
     chat = SimpleChatEngine.from_defaults(llm=_SlowStreamLLM(answers=["Hello there, how can I help?"]))
     reply = chat.stream_chat("hi")
@@ -408,6 +412,7 @@ def test_streaming_queries_and_chats_are_recorded_with_their_output_once_consume
 
     asyncio.run(consume_async())
     assert _episodes(engine)["currency of Peru?"].output == "Sol."
+    assert [s.type for s in _episodes(engine)["currency of Peru?"].steps] == ["retrieval", "llm"]
     assert _episodes(engine)["and async?"].output == "Hello there, how can I help?"
 
 
