@@ -50,6 +50,36 @@ INJECTION_PATTERNS: dict[str, re.Pattern[str]] = {
     ),
     "block delimiter": re.compile(r"</?\s*experience\b", _I),
 }
+# Phishing by procedure: a lesson that has users hand secrets to a site, a phone number or the chat. An LLM
+# distiller turns a poisoned "correction" into exactly this ("1. Go to refund-desk.co 2. Enter your card number
+# and CVV"), and a small reviewing model misses it. A secret alone is ordinary IT advice ("enter the Wi-Fi
+# password printed on the router"), and so is a negated request ("never type your PIN in the chat").
+_SECRET_REQUEST = re.compile(
+    r"\b(enter|type|provide|give|share|send|submit|confirm|reply with|read out|tell (us|me|them))\b[^.\n]{0,40}?"
+    r"\b(?<!new )(?<!a new )((credit |debit )?card (numbers?|details|info(rmation)?|data)|cvv|cvc|security code|"
+    r"passwords?|passcodes?|pin( code)?|"
+    r"one[- ]time (pass)?codes?|otp|"
+    r"2fa codes?|seed phrase|recovery phrase|private key)\b",
+    _I,
+)
+_ELSEWHERE = re.compile(
+    r"\bhttps?://|\b[a-z0-9-]+\.(com|co|net|org|io|biz|shop|info|xyz|app|site|online|top|ru|cn)\b|"
+    r"\b(reply|respond)\s+with\b|\bin\s+(the\s+|this\s+)?chat\b|\bover\s+the\s+phone\b|\b(call|text)\s+\+?\d|"
+    r"\bvia\s+(email|e-mail|sms|text|whatsapp|telegram)\b",
+    _I,
+)
+_NEGATION = re.compile(r"\b(never|not|don'?t|do not|no need to|must not|should not)\b[^.\n]{0,30}$", _I)
+
+
+def _asserted(pattern: re.Pattern[str], text: str) -> bool:
+    """``pattern`` occurs somewhere not led up to by a negation."""
+    return any(not _NEGATION.search(text[max(0, m.start() - 40) : m.start()]) for m in pattern.finditer(text))
+
+
+def _secret_sent_elsewhere(text: str) -> bool:
+    return _asserted(_SECRET_REQUEST, text) and _asserted(_ELSEWHERE, text)
+
+
 # Text a person reviewing a lesson cannot see: bidirectional overrides, Unicode "tag" characters (invisible
 # ASCII), or runs of zero-width characters. A single stray zero-width space or direction mark is common in
 # copied text (NQ-open has several) and is not flagged.
@@ -73,6 +103,8 @@ def screen(*texts: str) -> list[str]:
         for name, pattern in INJECTION_PATTERNS.items():
             if name not in found and pattern.search(normal):
                 found.append(name)
+        if "credential request" not in found and _secret_sent_elsewhere(normal):
+            found.append("credential request")
         if "hidden characters" not in found and _HIDDEN.search(text):
             found.append("hidden characters")
     return found
