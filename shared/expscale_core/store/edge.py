@@ -330,17 +330,26 @@ class EdgeExperienceStore:
             if self._shard is None or self._dimension is None:
                 self._drop_build()
                 return False
-            config = _config(self._dimension)
-            built = qe.EdgeShard.load(str(build.folder), config)
+            dimension, config = self._dimension, _config(self._dimension)
             try:
-                build.replay(self._shard, built)
-                built.flush()
-            finally:
-                built.close()
+                built = qe.EdgeShard.load(str(build.folder), config)
+                try:
+                    build.replay(self._shard, built)
+                    built.flush()
+                finally:
+                    built.close()
+            except Exception as exc:
+                self._drop_build()  # the live shard is untouched; a later maintain() builds again
+                raise StoreError(f"bringing the index build of {self.path} up to date failed: {exc}") from exc
             self._build = None
             self._shard.close()
             self._shard = None
-            self._swap_in(build.folder, config)
+            try:
+                self._swap_in(build.folder, config)
+            except Exception as exc:
+                # Reopen whichever complete shard is on disk (an unfinished swap is finished or undone there).
+                self.ensure_collection(dimension)
+                raise StoreError(f"swapping in the index build of {self.path} failed: {exc}") from exc
         log.info("swapped in the indexed copy of %s", self.path)
         return True
 
