@@ -293,12 +293,16 @@ class ExperienceEngine:
 
     def run_pending(self) -> int:
         """Do all queued work now, on this thread: distill every pending episode (ignoring the capture
-        delay), write usage and feedback statistics, and refine if it is due. Returns items handled."""
+        delay), write usage and feedback statistics, and refine if it is due. Returns items handled.
+
+        The background worker is held off meanwhile, and a batch it had already claimed is finished first, so
+        everything queued before this call is done when it returns."""
         self._check_open()
-        handled = self.distill_pending(ignore_delay=True)
-        handled += self._flush_credits()
-        self._maybe_refine()
-        self._persist_llm_usage()
+        with self._worker.paused():
+            handled = self.distill_pending(ignore_delay=True)
+            handled += self._flush_credits()
+            self._maybe_refine()
+            self._persist_llm_usage()
         return handled
 
     def distill_pending(

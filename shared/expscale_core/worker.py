@@ -32,6 +32,7 @@ class BackgroundWorker:
         self._last_request = 0.0
         self._thread: threading.Thread | None = None
         self._sleeping = False  # between polls with nothing to do: the only time a nudge must wake it
+        self._stepping = threading.Lock()  # held for each step, so a caller can keep steps out (paused())
 
     @property
     def running(self) -> bool:
@@ -71,6 +72,12 @@ class BackgroundWorker:
                 self._last_request = time.monotonic()
                 self._wake.notify_all()
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No background step runs inside this block; a step in flight finishes first (its claims with it)."""
+        with self._stepping:
+            yield
+
     def touch(self) -> None:
         """Count a short caller action (a capture) as activity, without taking the worker's lock."""
         self._last_request = time.monotonic()
@@ -103,7 +110,8 @@ class BackgroundWorker:
                     return
                 draining = self._draining > 0
             try:
-                handled = self._step(draining)
+                with self._stepping:
+                    handled = self._step(draining)
             except Exception:  # the worker must outlive any one bad batch; the queue keeps the data
                 log.exception("expscale background step failed; will retry")
                 handled = 0
