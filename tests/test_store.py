@@ -290,3 +290,23 @@ def test_migration_when_the_store_path_pointed_at_the_old_folder(tmp_path: Path)
     assert (tmp_path / "qdrant" / "qdrant.pre-edge-backup" / "collection" / "expscale_experiences").exists()
     with ExperienceEngine.from_settings(settings, autostart=False) as engine:  # and it opens again as it is
         assert engine.store.count() == len(items)
+
+
+def test_a_failed_index_build_is_dropped_and_the_store_carries_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = tmp_path / "broken-env"
+    broken.mkdir()
+    (broken / "qdrant_edge.py").write_text("raise ImportError('simulated: the build process cannot start')\n")
+    s = EdgeExperienceStore(tmp_path / "edge", optimize_every=10)
+    s.ensure_collection(EMB.dimension)
+    facts = [Experience(kind="fact", content=f"fact {i}") for i in range(20)]
+    s.upsert([(e, EMB.embed([e.content])[0]) for e in facts])
+    monkeypatch.setenv("PYTHONPATH", str(broken))  # the child process imports the broken module first
+    assert s.build_index(wait=True) is False
+    assert "building the index" in caplog.text and not s.building
+    assert not (tmp_path / "edge.build").exists() and s.count() == 20
+    monkeypatch.delenv("PYTHONPATH")
+    assert s.build_index(wait=True) is True, "the next build works"
+    assert s.count() == 20
+    s.close()
