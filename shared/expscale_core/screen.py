@@ -87,7 +87,9 @@ _HIDDEN = re.compile(r"[\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]|[\u200b
 
 
 def screen(*texts: str) -> list[str]:
-    """The injection families found in ``texts`` (empty when the text looks like ordinary advice).
+    """The injection families found in ``texts`` (empty when the text looks like ordinary advice): the names of
+    :data:`INJECTION_PATTERNS`, "hidden characters", and "credential request" (a secret handed to a site, a phone
+    number or the chat, unless negated).
 
     Example:
         >>> screen("Divide the sale price by (1 - discount rate).")
