@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from expscale_core import EpisodeRecorder
@@ -62,44 +63,50 @@ class StreamFollower:
                 del self._chats[key]
         self._recorder.end(episode_id, output=None)  # a no-op when the stream already ended it
 
-    def _tee(self, episode_id: str, tokens: Iterator[str]) -> Generator[str, None, None]:
+    @contextmanager
+    def _recording(self, episode_id: str) -> Iterator[list[str]]:
+        """The tokens a stream yields; when it ends (exhausted, failed, or closed early by the caller), they are
+        the episode's output, and a failure is recorded as its error."""
         parts: list[str] = []
         try:
-            while True:
-                # The LLM call behind a streaming query starts lazily, inside this next(): under the query's
-                # span id, its spans and events join the episode (its prompt and answer are recorded).
-                entered = active_span_id.set(episode_id)
-                try:
-                    token = next(tokens)
-                except StopIteration:
-                    break
-                finally:
-                    active_span_id.reset(entered)
-                parts.append(token)
-                yield token
-        except BaseException as exc:
-            if not isinstance(exc, GeneratorExit):
-                self._recorder.error(episode_id, exc)
-            raise
-        finally:  # exhausted, failed, or closed early by the caller: keep what was produced
-            self._recorder.end(episode_id, output="".join(parts))
-
-    async def _atee(self, episode_id: str, tokens: AsyncIterator[str]) -> AsyncGenerator[str, None]:
-        parts: list[str] = []
-        try:
-            while True:
-                entered = active_span_id.set(episode_id)
-                try:
-                    token = await tokens.__anext__()
-                except StopAsyncIteration:
-                    break
-                finally:
-                    active_span_id.reset(entered)
-                parts.append(token)
-                yield token
+            yield parts
         except BaseException as exc:
             if not isinstance(exc, GeneratorExit):
                 self._recorder.error(episode_id, exc)
             raise
         finally:
             self._recorder.end(episode_id, output="".join(parts))
+
+    def _tee(self, episode_id: str, tokens: Iterator[str]) -> Generator[str, None, None]:
+        with self._recording(episode_id) as parts:
+            while True:
+                with _under_span(episode_id):
+                    token = next(tokens, _END)
+                if token is _END:
+                    return
+                parts.append(token)
+                yield token
+
+    async def _atee(self, episode_id: str, tokens: AsyncIterator[str]) -> AsyncGenerator[str, None]:
+        with self._recording(episode_id) as parts:
+            while True:
+                with _under_span(episode_id):
+                    token = await anext(tokens, _END)
+                if token is _END:
+                    return
+                parts.append(token)
+                yield token
+
+
+_END: Any = object()
+
+
+@contextmanager
+def _under_span(episode_id: str) -> Iterator[None]:
+    # The LLM call behind a streaming query starts lazily, inside the stream's next(): run it under the query's
+    # span id, so its spans and events join the episode (its prompt and answer are recorded).
+    entered = active_span_id.set(episode_id)
+    try:
+        yield
+    finally:
+        active_span_id.reset(entered)
