@@ -13,9 +13,8 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import qdrant_edge as qe
@@ -33,8 +32,6 @@ shard.flush()
 shard.close()
 """
 
-Page = tuple[list[Any], Any]
-
 
 class IndexBuild:
     """One index build in progress: the copy's folder, its child process, and what changed since the copy."""
@@ -45,27 +42,6 @@ class IndexBuild:
         """Ids written (upserted, updated, deleted) on the live shard since the copy began."""
         self.scope_deletes: list[qe.Filter] = []
         self._child: subprocess.Popen[bytes] | None = None
-
-    def copy(
-        self, config: qe.EdgeConfig, create: Callable[[Path, qe.EdgeConfig], qe.EdgeShard], page: Callable[[Any], Page]
-    ) -> None:
-        """Copy every point through ``page(offset)`` (which takes the store's lock for one page at a time)."""
-        import qdrant_edge as qe
-
-        shutil.rmtree(self.folder, ignore_errors=True)
-        target = create(self.folder, config)
-        try:
-            offset: Any = None
-            while True:
-                records, offset = page(offset)
-                if records:
-                    points = [qe.Point(r.id, r.vector, r.payload) for r in records]
-                    target.update(qe.UpdateOperation.upsert_points(points))
-                if offset is None or not records:
-                    break
-            target.flush()
-        finally:
-            target.close()
 
     def start(self) -> None:
         self._child = subprocess.Popen(

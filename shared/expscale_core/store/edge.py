@@ -290,8 +290,6 @@ class EdgeExperienceStore:
         return bool(info.points_count - info.indexed_vectors_count >= self.optimize_every)
 
     def _start_build(self) -> None:
-        import qdrant_edge as qe
-
         with self._lock:
             if self._shard is None or self._dimension is None:
                 return
@@ -299,13 +297,9 @@ class EdgeExperienceStore:
             self._build = build  # from here on, every write is noted for the replay
             config = _config(self._dimension)
 
-        def page(offset: Any) -> tuple[list[Any], Any]:
-            request = qe.ScrollRequest(offset=offset, limit=_PAGE, with_payload=True, with_vector=True)
-            return self._call("scroll", lambda s: s.scroll(request))
-
         started = time.perf_counter()
         try:
-            build.copy(config, _create_shard, page)
+            _copy_shard(build.folder, config, self._page)  # a page at a time under the lock: queries interleave
             build.start()
         except Exception as exc:
             self._drop_build()
@@ -375,22 +369,9 @@ class EdgeExperienceStore:
             if self._shard is None or self._dimension is None:
                 return
             fresh_dir = self.path.with_name(self.path.name + ".compact")
-            shutil.rmtree(fresh_dir, ignore_errors=True)
             config = _config(self._dimension)
             try:
-                fresh = _create_shard(fresh_dir, config)
-                offset: Any = None
-                while True:
-                    page, offset = self._shard.scroll(
-                        qe.ScrollRequest(offset=offset, limit=_PAGE, with_payload=True, with_vector=True)
-                    )
-                    if page:
-                        points = [qe.Point(r.id, to_vector(r.vector) or [], r.payload) for r in page]
-                        fresh.update(qe.UpdateOperation.upsert_points(points))
-                    if offset is None or not page:
-                        break
-                fresh.flush()
-                fresh.close()
+                _copy_shard(fresh_dir, config, self._page)
                 self._shard.close()
                 self._shard = None
                 self._swap_in(fresh_dir, config)
@@ -399,6 +380,13 @@ class EdgeExperienceStore:
                 if self._shard is None and (self.path / "edge_config.json").exists():
                     self._shard = qe.EdgeShard.load(str(self.path), config)
                 raise StoreError(f"compacting the Qdrant Edge store at {self.path} failed: {exc}") from exc
+
+    def _page(self, offset: Any) -> tuple[list[Any], Any]:
+        """One page of whole points (payload and vector) from ``offset``, and the next offset."""
+        import qdrant_edge as qe
+
+        request = qe.ScrollRequest(offset=offset, limit=_PAGE, with_payload=True, with_vector=True)
+        return self._call("scroll", lambda s: s.scroll(request))
 
     def _swap_in(self, fresh_dir: Path, config: qe.EdgeConfig) -> None:
         """Replace the (closed) shard's folder with ``fresh_dir`` and open it. An interruption between the
@@ -447,6 +435,27 @@ def _create_shard(path: Path, config: qe.EdgeConfig) -> qe.EdgeShard:
     for field in INDEXED_FIELDS:
         shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
     return shard
+
+
+def _copy_shard(folder: Path, config: qe.EdgeConfig, page: Callable[[Any], tuple[list[Any], Any]]) -> None:
+    """A new shard at ``folder`` holding every point ``page(offset)`` yields: only live points, so it also
+    leaves behind what deletions left in the old shard's WAL and segments."""
+    import qdrant_edge as qe
+
+    shutil.rmtree(folder, ignore_errors=True)
+    target = _create_shard(folder, config)
+    try:
+        offset: Any = None
+        while True:
+            records, offset = page(offset)
+            if records:
+                points = [qe.Point(r.id, to_vector(r.vector) or [], r.payload) for r in records]
+                target.update(qe.UpdateOperation.upsert_points(points))
+            if offset is None or not records:
+                break
+        target.flush()
+    finally:
+        target.close()
 
 
 def _filter(
