@@ -474,24 +474,7 @@ class ExperienceEngine:
     def restore(self, experience_ids: Sequence[IdLike]) -> int:
         """Make archived or superseded experiences active again; returns how many changed.
         Quarantined ones stay quarantined: a person releases them with :meth:`release`."""
-        items = [
-            e
-            for e, _ in self.store.get(coerce_ids(experience_ids))
-            if e.status in (ExperienceStatus.ARCHIVED, ExperienceStatus.SUPERSEDED)
-        ]
-        self.store.update(
-            [
-                e.model_copy(
-                    update={
-                        "status": ExperienceStatus.ACTIVE,
-                        "superseded_by": None,
-                        "updated_at": self._clock(),
-                    }
-                )
-                for e in items
-            ]
-        )
-        return len(items)
+        return self._reactivate(experience_ids, (ExperienceStatus.ARCHIVED, ExperienceStatus.SUPERSEDED))
 
     def quarantined(self, scope: ScopeLike = None) -> list[Experience]:
         """Experiences that screening held back as possible prompt injections, with their reasons."""
@@ -500,10 +483,15 @@ class ExperienceEngine:
 
     def release(self, experience_ids: Sequence[IdLike]) -> int:
         """A person's decision that quarantined experiences are safe: they become active and are served."""
+        return self._reactivate(experience_ids, (ExperienceStatus.QUARANTINED,))
+
+    def _reactivate(self, experience_ids: Sequence[IdLike], statuses: Sequence[ExperienceStatus]) -> int:
+        """Make the experiences among ``experience_ids`` that have one of ``statuses`` active; how many."""
+        now = self._clock()
         items = [
-            e.model_copy(update={"status": ExperienceStatus.ACTIVE, "updated_at": self._clock()})
+            e.model_copy(update={"status": ExperienceStatus.ACTIVE, "superseded_by": None, "updated_at": now})
             for e, _ in self.store.get(coerce_ids(experience_ids))
-            if e.status is ExperienceStatus.QUARANTINED
+            if e.status in statuses
         ]
         self.store.update(items)
         return len(items)
