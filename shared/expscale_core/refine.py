@@ -91,12 +91,7 @@ def similar_pairs(
 
     Rows must be L2-normalized. Memory stays at ``chunk × n`` whatever the store size.
     """
-    for start in range(0, len(vectors), chunk):
-        sims = vectors[start : start + chunk] @ vectors.T
-        rows, cols = np.nonzero((sims >= low) & (sims < high))
-        for r, c in zip(rows.tolist(), cols.tolist()):
-            if start + r < c:
-                yield float(sims[r, c]), start + r, c
+    return dirty_pairs(vectors, range(len(vectors)), low, high, chunk)  # every row dirty: every pair once
 
 
 def dirty_pairs(
