@@ -287,11 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"expscale: error: {settings_error(exc)}", file=sys.stderr)
         return 2
     except PermissionError as exc:
-        print(
-            f"expscale: error: no permission to write {exc.filename or 'the data dir'}; choose a writable "
-            "--data-dir (or EXPSCALE_DATA_DIR)",
-            file=sys.stderr,
-        )
+        # An unwritable data dir is already a ConfigError naming --data-dir (factory); this is another file.
+        print(f"expscale: error: no permission to use {exc.filename or 'a file'}; check the path", file=sys.stderr)
         return 2
     except (ExpscaleError, ValueError, FileNotFoundError) as exc:
         print(f"expscale: error: {exc}", file=sys.stderr)
