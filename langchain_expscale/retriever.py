@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from expscale_core import ExperienceEngine, ExpscaleError, Scope, ScoredExperience
+from expscale_core import ExperienceEngine, ExpscaleError, ScoredExperience
+from expscale_core.scope import ScopeOption
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 
 from langchain_expscale.callback import ExperienceCallbackHandler
 
@@ -56,14 +57,9 @@ class ExperienceRetriever(BaseRetriever):
 
     engine: ExperienceEngine
     k: int = Field(default=5, ge=1)
-    scope: Scope | None = None
+    scope: ScopeOption = None
     min_score: float | None = Field(default=None, ge=-1, le=1)
     handler: ExperienceCallbackHandler | None = None
-
-    @field_validator("scope", mode="before")
-    @classmethod
-    def _coerce_scope(cls, value: Any) -> Scope | None:
-        return None if value is None else Scope.coerce(value)  # like the handler: Scope, dict or namespace
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None, **kwargs: Any

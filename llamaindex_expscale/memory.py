@@ -6,10 +6,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from expscale_core import ExpscaleError, Scope, episodes_from_messages
+from expscale_core import ExpscaleError, episodes_from_messages
+from expscale_core.scope import ScopeOption
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.memory import BaseMemoryBlock
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr
 
 from llamaindex_expscale._convert import messages as to_messages
 
@@ -38,12 +39,7 @@ class ExperienceMemoryBlock(BaseMemoryBlock[str]):
     top_k: int = Field(default=3, ge=1)
     min_score: float | None = Field(default=None, ge=-1, le=1)
     token_budget: int | None = None
-    scope: Scope | None = None
-
-    @field_validator("scope", mode="before")
-    @classmethod
-    def _coerce_scope(cls, value: Any) -> Scope | None:
-        return None if value is None else Scope.coerce(value)  # Scope, dict or namespace, like every adapter
+    scope: ScopeOption = None
 
     query_messages: int = Field(default=2, ge=1, description="recent user messages that form the query")
     capture: bool = True

@@ -6,11 +6,12 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Literal
 
-from expscale_core import DEFAULT_HEADER, ExpscaleError, Scope, ScoredExperience, render_experience
+from expscale_core import DEFAULT_HEADER, ExpscaleError, ScoredExperience, render_experience
+from expscale_core.scope import ScopeOption
 from llama_index.core.instrumentation.span import active_span_id
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr
 
 from llamaindex_expscale.instrumentation import Instrumentation, find_instrumentation
 
@@ -64,12 +65,7 @@ class ExperiencePostprocessor(BaseNodePostprocessor):
     top_k: int = Field(default=3, ge=1)
     min_score: float | None = Field(default=None, ge=-1, le=1)
     mode: Literal["prepend", "append"] = "prepend"
-    scope: Scope | None = None
-
-    @field_validator("scope", mode="before")
-    @classmethod
-    def _coerce_scope(cls, value: Any) -> Scope | None:
-        return None if value is None else Scope.coerce(value)  # Scope, dict or namespace, like every adapter
+    scope: ScopeOption = None
 
     _engine: ExperienceEngine = PrivateAttr()
     _capture: Instrumentation | None = PrivateAttr(default=None)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-__all__ = ["Scope"]
+__all__ = ["Scope", "ScopeOption"]
 
 _SCOPE_FIELDS = ("namespace", "tenant", "agent", "user")
 
@@ -58,3 +58,8 @@ class Scope(BaseModel):
         raise TypeError(
             f"scope must be a Scope, a dict of its fields or a namespace string, not {type(value).__name__}"
         )
+
+
+ScopeOption = Annotated[Scope | None, BeforeValidator(lambda value: None if value is None else Scope.coerce(value))]
+"""A model field that takes what :meth:`Scope.coerce` takes (a Scope, a dict of its fields, a namespace string);
+None leaves it unset. Every adapter's ``scope=`` uses it."""
