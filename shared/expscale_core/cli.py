@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     ep = sub.add_parser("episodes", parents=[common], help="list captured episodes")
     ep.add_argument("--status", choices=[s.value for s in EpisodeStatus], default=None, help="only this status")
     ep.add_argument("--limit", type=int, default=20, help="at most this many, newest first")
+    ep.add_argument(
+        "--dead-letters", action="store_true", help="list captured episodes that could not be stored, with why"
+    )
     r = sub.add_parser("restore", parents=[common], help="make archived or superseded experiences active again")
     r.add_argument("ids", nargs="+", help="experience ids")
     x = sub.add_parser("delete", parents=[common], help="completely delete a scope or an episode")
@@ -132,7 +135,9 @@ def _stats(engine: ExperienceEngine, args: argparse.Namespace) -> int:
             [
                 "experiences: " + ", ".join(f"{k} {v}" for k, v in st.experiences.items()),
                 f"active tokens: {st.active_tokens}",
-                "episodes: " + ", ".join(f"{k} {v}" for k, v in st.episodes.items()),
+                "episodes: "
+                + ", ".join(f"{k} {v}" for k, v in st.episodes.items())
+                + (f", dead letters {st.dead_letters} (expscale episodes --dead-letters)" if st.dead_letters else ""),
                 f"embedder: {st.embedder}   distiller: {st.distiller}",
                 f"LLM (all runs on this data dir): {st.llm_calls} calls, {st.llm_prompt_tokens} prompt tokens",
                 f"quality: near-duplicates {q.near_duplicate_rate:.1%} of active, {q.merged_records} merged records, "
@@ -211,6 +216,14 @@ def _import(engine: ExperienceEngine, args: argparse.Namespace) -> int:
 
 
 def _episodes(engine: ExperienceEngine, args: argparse.Namespace) -> int:
+    if args.dead_letters:
+        dead = engine.queue.dead_letters(limit=args.limit)
+        _emit(
+            args,
+            [{"id": i, "error": err, "input": text} for i, err, text in dead],
+            lambda: "\n".join(f"{i}  {err[:100]}  {(text or '')[:60]!r}" for i, err, text in dead) or "no dead letters",
+        )
+        return 0
     status = EpisodeStatus(args.status) if args.status else None
     rows = engine.queue.list(status, limit=args.limit)
     _emit(

@@ -26,8 +26,9 @@ from expscale_core.queue import EpisodeQueue
 from expscale_core.refine import Refiner, RefineReport
 from expscale_core.retrieve import format_experiences, rank
 from expscale_core.scope import Scope
-from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
+from expscale_core.settings import CaptureSettings, DistillSettings, RefineSettings, RetrieveSettings
 from expscale_core.stats import EngineStats, collect_stats
+from expscale_core.storable import storable_model, storable_text
 from expscale_core.store.base import ExperienceStore
 from expscale_core.transfer import undo_interrupted_import
 from expscale_core.worker import BackgroundWorker
@@ -73,6 +74,7 @@ class ExperienceEngine:
         retrieve_settings: RetrieveSettings | None = None,
         distill_settings: DistillSettings | None = None,
         refine_settings: RefineSettings | None = None,
+        capture_settings: CaptureSettings | None = None,
         clock: Callable[[], datetime] = utcnow,
         autostart: bool = True,
         redact: Callable[[str], str] | None = None,
@@ -88,6 +90,7 @@ class ExperienceEngine:
         self.retrieve_settings = retrieve_settings or RetrieveSettings()
         self.distill_settings = distill_settings or DistillSettings()
         self.refine_settings = refine_settings or RefineSettings()
+        self.capture_settings = capture_settings or CaptureSettings()
         self._clock = clock
         self._worker = BackgroundWorker(self._background_step, idle_s=self.distill_settings.idle_s)
         self._usage: Counter[str] = Counter()
@@ -134,6 +137,8 @@ class ExperienceEngine:
                 f"record() takes an Episode, not {type(episode).__name__}; build one with Episode(input=...)"
             )
         self._check_open()
+        # Made storable here, on the caller's thread: the writer serializes it later, beside other episodes.
+        episode = storable_model(episode, max_chars=self.capture_settings.max_field_chars)
         if scope is not None:
             episode = episode.model_copy(update={"scope": Scope.coerce(scope)})
         elif self.scope is not _NO_SCOPE and episode.scope == _NO_SCOPE:
@@ -172,6 +177,9 @@ class ExperienceEngine:
         if not isinstance(score, (int, float)) or not -1.0 <= float(score) <= 1.0:
             raise ValueError(f"feedback score must be a number in [-1, 1] or a bool, got {score!r}")
         self._check_open()
+        limit = self.capture_settings.max_field_chars
+        comment = storable_text(comment, limit) if comment is not None else None
+        correction = storable_text(correction, limit) if correction is not None else None
         if self.redact is not None:
             comment = self.redact(comment) if comment is not None else None
             correction = self.redact(correction) if correction is not None else None

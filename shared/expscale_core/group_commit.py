@@ -55,7 +55,8 @@ class GroupCommit:
 
     def append(self, episode: Episode) -> None:
         self._episodes.append(episode)
-        if self._writer is None:
+        writer = self._writer
+        if writer is None or not writer.is_alive():  # supervised: a writer that died is replaced
             self._start()
         self._wake.set()
 
@@ -71,7 +72,7 @@ class GroupCommit:
 
     def _start(self) -> None:
         with self._lock:
-            if self._writer is None and not self._closed.is_set():
+            if (self._writer is None or not self._writer.is_alive()) and not self._closed.is_set():
                 self._writer = threading.Thread(target=self._loop, name="expscale-capture", daemon=True)
                 self._writer.start()
 
@@ -86,9 +87,10 @@ class GroupCommit:
                 if self._episodes:
                     self.commit()
                 backoff = self.interval_s
-            except QueueError as exc:
+            except Exception as exc:  # the writer never dies: what it could not commit stays buffered
                 backoff = min(max(backoff * 2, 0.5), 30.0)
-                log.warning("expscale: %d captured episodes wait in memory, commit failed: %s", len(self), exc)
+                level = logging.WARNING if isinstance(exc, QueueError) else logging.ERROR
+                log.log(level, "expscale: %d captured episodes wait in memory, commit failed: %s", len(self), exc)
                 self._wake.set()
 
     def close(self) -> None:

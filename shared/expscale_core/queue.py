@@ -27,6 +27,7 @@ from expscale_core.episode import Episode, EpisodeStatus, Outcome
 from expscale_core.errors import QueueError
 from expscale_core.group_commit import GroupCommit
 from expscale_core.scope import Scope
+from expscale_core.storable import storable_text
 
 __all__ = ["EpisodeQueue"]
 
@@ -60,6 +61,10 @@ CREATE TABLE IF NOT EXISTS served (
     verdict INTEGER NOT NULL DEFAULT 0,
     applied INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (episode_id, experience_id)
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id TEXT NOT NULL, namespace TEXT, tenant TEXT, agent TEXT, user TEXT,
+    error TEXT NOT NULL, input TEXT, at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS journal (
     name TEXT NOT NULL, owner TEXT NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (name, owner, key)
@@ -189,31 +194,54 @@ class EpisodeQueue:
     def _insert(self, db: sqlite3.Connection, episodes: Sequence[Episode]) -> None:
         now = self._clock()
         for episode in episodes:
-            row = db.execute("SELECT payload FROM episodes WHERE id=?", (episode.id,)).fetchone()
-            early = db.execute("SELECT payload FROM early_outcomes WHERE episode_id=?", (episode.id,)).fetchone()
-            if episode.outcome is None and row is not None:
-                episode = episode.model_copy(update={"outcome": Episode.model_validate_json(row[0]).outcome})
-            if episode.outcome is None and early is not None:
-                episode = episode.model_copy(update={"outcome": Outcome.model_validate_json(early[0])})
-            episode = episode.model_copy(update={"status": EpisodeStatus.PENDING, "error": None})
+            try:
+                payload = self._merged_payload(db, episode)
+            except Exception as exc:  # noqa: BLE001 - one unstorable episode must never cost its batch-mates
+                self._dead_letter(db, episode, exc, now)
+                continue
             s = episode.scope
             db.execute(
                 "INSERT OR REPLACE INTO episodes (id, namespace, tenant, agent, user, status, attempts, not_before,"
                 " lease_until, payload, error, raw_output, created_at, updated_at)"
                 " VALUES (?,?,?,?,?,'pending',0,?,NULL,?,NULL,NULL,?,?)",
-                (
-                    episode.id,
-                    s.namespace,
-                    s.tenant,
-                    s.agent,
-                    s.user,
-                    now + self.delay_s,
-                    episode.model_dump_json(),
-                    now,
-                    now,
-                ),
+                (episode.id, s.namespace, s.tenant, s.agent, s.user, now + self.delay_s, payload, now, now),
             )
             db.execute("DELETE FROM early_outcomes WHERE episode_id=?", (episode.id,))
+
+    def _merged_payload(self, db: sqlite3.Connection, episode: Episode) -> str:
+        """The episode's JSON as stored: it keeps an outcome given earlier, and it must read back."""
+        row = db.execute("SELECT payload FROM episodes WHERE id=?", (episode.id,)).fetchone()
+        early = db.execute("SELECT payload FROM early_outcomes WHERE episode_id=?", (episode.id,)).fetchone()
+        if episode.outcome is None and row is not None:
+            episode = episode.model_copy(update={"outcome": _parse(row[0]).outcome})
+        if episode.outcome is None and early is not None:
+            episode = episode.model_copy(update={"outcome": Outcome.model_validate_json(early[0])})
+        payload = episode.model_copy(update={"status": EpisodeStatus.PENDING, "error": None}).model_dump_json()
+        _parse(payload)  # what cannot be read back would stall the worker later; refuse it now
+        return payload
+
+    def _dead_letter(self, db: sqlite3.Connection, episode: Episode, exc: Exception, now: float) -> None:
+        error = f"{type(exc).__name__}: {str(exc)[:500]}"
+        log.error("episode %s could not be stored and was set aside as a dead letter: %s", episode.id, error)
+        s = episode.scope
+        try:
+            text = storable_text(str(episode.input), 2_000)
+        except Exception:  # noqa: BLE001
+            text = None
+        db.execute(
+            "INSERT INTO dead_letters (id, namespace, tenant, agent, user, error, input, at) VALUES (?,?,?,?,?,?,?,?)",
+            (str(episode.id), s.namespace, s.tenant, s.agent, s.user, error, text, now),
+        )
+
+    def dead_letters(self, limit: int = 100) -> list[tuple[str, str, str | None]]:
+        """Captured episodes that could not be stored: (episode id, error, the start of their input), newest
+        first. Capture makes every value storable first, so this stays empty unless something new breaks."""
+        rows = self._read(
+            lambda db: db.execute(
+                "SELECT id, error, input FROM dead_letters ORDER BY at DESC LIMIT ?", (limit,)
+            ).fetchall()
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def attach_outcome(self, episode_id: str, outcome: Outcome) -> bool:
         """Attach feedback. A distilled or failed episode goes back to pending to be learned again.
@@ -268,7 +296,13 @@ class EpisodeQueue:
                 "UPDATE episodes SET status=?, lease_until=?, owner=?, updated_at=? WHERE id=?",
                 [(_PROCESSING, now + self.lease_s, self._owner, now, r[0]) for r in rows],
             )
-        return [Episode.model_validate_json(r[1]) for r in rows]
+        episodes: list[Episode] = []
+        for eid, payload in rows:
+            try:
+                episodes.append(_parse(payload))
+            except ValueError as exc:  # written by an older version without the read-back check
+                self.fail(eid, f"the stored episode cannot be read back: {str(exc)[:300]}")
+        return episodes
 
     def complete(self, episode_ids: Sequence[str]) -> None:
         """Mark claimed episodes distilled: their experiences are stored."""
@@ -478,6 +512,9 @@ class EpisodeQueue:
         row = self._read(lambda db: db.execute("SELECT raw_output FROM episodes WHERE id=?", (episode_id,)).fetchone())
         return row[0] if row else None
 
+    def dead_letter_count(self) -> int:
+        return int(self._read(lambda db: db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]))
+
     def counts(self) -> dict[str, int]:
         rows = self._read(lambda db: db.execute("SELECT status, COUNT(*) FROM episodes GROUP BY status").fetchall())
         out = {s.value: 0 for s in EpisodeStatus}
@@ -524,6 +561,7 @@ class EpisodeQueue:
             n = db.execute("DELETE FROM episodes WHERE id=?", (episode_id,)).rowcount
             db.execute("DELETE FROM served WHERE episode_id=?", (episode_id,))
             db.execute("DELETE FROM early_outcomes WHERE episode_id=?", (episode_id,))
+            n += db.execute("DELETE FROM dead_letters WHERE id=?", (episode_id,)).rowcount
             return int(n)
 
     def delete_scope(self, scope: Scope) -> int:
@@ -533,7 +571,8 @@ class EpisodeQueue:
             ids = [r[0] for r in db.execute(f"SELECT id FROM episodes WHERE {where}", tuple(conditions.values()))]
             db.executemany("DELETE FROM served WHERE episode_id=?", [(i,) for i in ids])
             db.executemany("DELETE FROM episodes WHERE id=?", [(i,) for i in ids])
-            return len(ids)
+            dead = db.execute(f"DELETE FROM dead_letters WHERE {where}", tuple(conditions.values())).rowcount
+            return len(ids) + int(dead)
 
     def close(self) -> None:
         """Commit what capture buffered, stop the writer, close the database."""
@@ -544,6 +583,10 @@ class EpisodeQueue:
         finally:
             with self._lock:
                 self._db.close()
+
+
+def _parse(payload: str) -> Episode:
+    return Episode.model_validate_json(payload)
 
 
 def _is_dead(owner: str | None, host: str) -> bool:

@@ -75,6 +75,12 @@ class CaptureSettings(BaseModel):
         description="group commit: record() only buffers in memory and a writer thread commits within this "
         "interval (a kill -9 can lose the last interval's episodes); 0 commits inside record()",
     )
+    max_field_chars: int = Field(
+        default=200_000,
+        ge=1_000,
+        description="a captured text longer than this (an input, a tool output, a prompt) is shortened in the "
+        "middle with a marker, so one huge value cannot stall capture or fill the queue",
+    )
 
 
 class RedactSettings(BaseModel):

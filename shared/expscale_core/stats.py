@@ -27,6 +27,8 @@ class EngineStats(BaseModel):
     experiences: dict[str, int]
     active_tokens: int
     episodes: dict[str, int]
+    dead_letters: int = 0
+    """Captured episodes that could not be stored (``expscale episodes --dead-letters`` says why)."""
     embedder: str
     distiller: str
     llm_calls: int
@@ -49,6 +51,7 @@ def collect_stats(
         experiences=by_status,
         active_tokens=sum(count_tokens(e.content) for e, _ in active),
         episodes=queue.counts(),
+        dead_letters=queue.dead_letter_count(),
         embedder=embedder,
         distiller=distiller,
         llm_calls=totals["llm_calls"],

@@ -1,0 +1,145 @@
+"""Making whatever capture was handed storable, on the caller's thread, before it reaches the writer.
+
+The group-commit writer serializes episodes long after ``record()`` returned, so a value that cannot become JSON
+(a lone surrogate, a numpy array, a cycle, bytes, an object, a structure nested thousands deep) must be fixed while
+the caller still holds it: otherwise it fails far away, in a batch with other people's episodes. Every fix is
+visible in the stored text (a replacement character or a marker), never silent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+__all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_FIELD_CHARS", "storable_model", "storable_text", "storable_value"]
+
+DEFAULT_MAX_FIELD_CHARS = 200_000
+DEFAULT_MAX_DEPTH = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ATOMS = (bool, int, float, type(None), datetime, date, time, timedelta, uuid.UUID, enum.Enum)
+_CYCLE = "[cycle cut]"
+
+
+def storable_text(text: str, max_chars: int = DEFAULT_MAX_FIELD_CHARS) -> str:
+    """``text`` as valid UTF-8 (a lone surrogate becomes U+FFFD), shortened in the middle past ``max_chars``.
+
+    Example:
+        >>> storable_text("half an emoji \\ud83d")
+        'half an emoji \\ufffd'
+        >>> storable_text("a" * 10 + "b" * 10, max_chars=12)
+        'aaaaa[… 8 characters cut …]bbbbb'
+    """
+    if len(text) > max_chars:
+        # Keep the head (the question) and the tail (the conclusion); the middle of a huge dump teaches least.
+        half = max(max_chars // 2 - 1, 0)
+        cut = len(text) - 2 * half
+        text = f"{text[:half]}[… {cut} characters cut …]{text[len(text) - half :]}"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def storable_value(
+    value: Any, *, max_chars: int = DEFAULT_MAX_FIELD_CHARS, max_depth: int = DEFAULT_MAX_DEPTH
+) -> Any:
+    """``value`` as plain JSON-able data: mappings, lists, strings, numbers, with bounded depth and no cycles.
+
+    Foreign objects become their text form (numpy arrays via ``tolist`` when small), bytes are decoded with
+    replacement, a cycle or anything deeper than ``max_depth`` is replaced by a marker.
+    """
+    return _walk(value, max_chars, max_depth, 0, set())
+
+
+def _walk(value: Any, max_chars: int, max_depth: int, depth: int, active: set[int]) -> Any:
+    if isinstance(value, str):
+        return storable_text(value, max_chars)
+    if isinstance(value, float) and value != value:  # NaN is not JSON; None says "no number" honestly
+        return None
+    if isinstance(value, _ATOMS):
+        return value
+    if depth >= max_depth:
+        return f"[nested deeper than {max_depth} levels cut]"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return storable_text(bytes(value).decode("utf-8", errors="replace"), max_chars)
+    key = id(value)
+    if key in active:
+        return _CYCLE
+    active.add(key)
+    try:
+        if isinstance(value, BaseModel):
+            value = _plain_fields(value)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
+        if isinstance(value, Mapping):
+            return {
+                storable_text(k if isinstance(k, str) else _text_of(k), max_chars): _walk(
+                    v, max_chars, max_depth, depth + 1, active
+                )
+                for k, v in list(value.items())
+            }
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return [_walk(v, max_chars, max_depth, depth + 1, active) for v in list(value)]
+        tolist = getattr(value, "tolist", None)  # numpy arrays and scalars, without importing numpy
+        size = getattr(value, "size", None)
+        if callable(tolist) and isinstance(size, int) and size <= 10_000:
+            try:
+                return _walk(tolist(), max_chars, max_depth, depth, active)
+            except Exception:
+                pass
+        return storable_text(_text_of(value), max_chars)
+    finally:
+        active.discard(key)
+
+
+def _plain_fields(model: BaseModel) -> dict[str, Any]:
+    return {name: getattr(model, name, None) for name in type(model).model_fields}
+
+
+def _text_of(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:  # a broken __str__ must not cost the episode
+        return f"<unprintable {type(value).__name__}>"
+
+
+def storable_model(model: Any, *, max_chars: int = DEFAULT_MAX_FIELD_CHARS, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+    """A copy of a pydantic model (an episode and its steps) whose every field is storable; the model itself
+    when nothing needed fixing, so the common case allocates nothing."""
+    update: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        fixed = _field(value, max_chars, max_depth)
+        if fixed is not value:
+            update[name] = fixed
+    return model.model_copy(update=update) if update else model
+
+
+def _field(value: Any, max_chars: int, max_depth: int) -> Any:
+    if isinstance(value, str):
+        fixed = storable_text(value, max_chars)
+        return value if fixed == value else fixed
+    if isinstance(value, _ATOMS):
+        return value
+    if isinstance(value, BaseModel):
+        return storable_model(value, max_chars=max_chars, max_depth=max_depth)
+    if isinstance(value, list) and all(isinstance(v, BaseModel) for v in value):
+        items = [storable_model(v, max_chars=max_chars, max_depth=max_depth) for v in value]
+        return value if all(a is b for a, b in zip(items, value)) else items
+    fixed = storable_value(value, max_chars=max_chars, max_depth=max_depth)
+    return value if _same(fixed, value) else fixed
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # numpy's elementwise ==, or a cycle compared with itself
+        return False
