@@ -197,7 +197,7 @@ def test_scopes_isolate_and_share() -> None:
 def test_delete_episode_removes_what_came_only_from_it(engine: ExperienceEngine) -> None:
     eid = engine.record(Episode(input="q1?", output="a1", outcome=Outcome(score=1)))
     engine.drain(timeout=10)
-    assert engine.delete(episode_id=eid) == {"experiences": 1, "episodes": 1, "requeued": 0}
+    assert engine.delete(episode_id=eid) == {"experiences": 1, "episodes": 1, "requeued": 0, "restored": 0}
     assert engine.store.count() == 0 and engine.queue.get(eid) is None
 
 

@@ -47,6 +47,7 @@ PINNED = {
         "Provenance",
         "QdrantExperienceStore",
         "QueueError",
+        "ScopeError",
         "RefineReport",
         "RetrievalStep",
         "RulesDistiller",

@@ -29,6 +29,7 @@ from expscale_core.errors import (
     LLMError,
     LLMOutputError,
     QueueError,
+    ScopeError,
     StoreError,
     StoreLockedError,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "Provenance",
     "QdrantExperienceStore",
     "QueueError",
+    "ScopeError",
     "RefineReport",
     "RetrievalStep",
     "RulesDistiller",

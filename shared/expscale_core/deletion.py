@@ -8,11 +8,138 @@ embedded store compacted, so the bytes are gone from disk when the call returns.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator, Sequence
+
+from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.queue import EpisodeQueue
 from expscale_core.scope import Scope
-from expscale_core.store.base import ExperienceStore
+from expscale_core.store.base import ExperienceStore, Vector
 
-__all__ = ["delete_episode", "delete_scope", "scrub"]
+__all__ = ["GuardedStore", "Tombstones", "delete_episode", "delete_scope", "scrub"]
+
+
+class Tombstones:
+    """What was deleted while this engine ran, numbered, so that work begun earlier cannot write it back.
+
+    Background work (a distillation, a refine, a credit flush) notes :meth:`epoch` when it starts and writes
+    through a :class:`GuardedStore` for that epoch: a record that carries a deleted episode or lies in a deleted
+    scope is dropped instead of written. ``lock`` is held by every guarded write and by ``delete()``, never
+    across an LLM call, so a delete waits at most for one store write.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._items: list[tuple[int, str | None, Scope | None]] = []
+
+    @property
+    def epoch(self) -> int:
+        return len(self._items)
+
+    def add_episode(self, episode_id: str) -> None:
+        self._items.append((len(self._items) + 1, episode_id, None))
+
+    def add_scope(self, scope: Scope) -> None:
+        self._items.append((len(self._items) + 1, None, scope))
+
+    def kills(self, exp: Experience, since: int) -> bool:
+        """``exp`` holds something deleted after epoch ``since``."""
+        for _, episode_id, scope in self._items[since:]:
+            if episode_id is not None and episode_id in exp.provenance.source_episode_ids:
+                return True
+            if scope is not None and scope.contains(exp.scope):
+                return True
+        return False
+
+
+class GuardedStore:
+    """A store whose writes skip what a delete removed after ``since`` (see :class:`Tombstones`).
+
+    A record whose write was skipped is remembered, and a record that would retire in its favour (a merge's
+    members, a superseded lesson) is not retired either: nothing points at a replacement that does not exist.
+    Reads and everything else go straight to the store.
+    """
+
+    def __init__(self, store: ExperienceStore, tombstones: Tombstones, since: int | None = None) -> None:
+        self._store = store
+        self._tombstones = tombstones
+        self._since = tombstones.epoch if since is None else since
+        self._vetoed: set[str] = set()
+
+    def _allowed(self, exp: Experience) -> bool:
+        if self._tombstones.epoch > self._since and self._tombstones.kills(exp, self._since):
+            self._vetoed.add(exp.id)
+            return False
+        return not (exp.status is not ExperienceStatus.ACTIVE and exp.superseded_by in self._vetoed)
+
+    def upsert(self, items: Sequence[tuple[Experience, Vector]]) -> None:
+        with self._tombstones.lock:
+            kept = [(e, v) for e, v in items if self._allowed(e)]
+            if kept:
+                self._store.upsert(kept)
+
+    def update(self, experiences: Sequence[Experience]) -> None:
+        with self._tombstones.lock:
+            kept = [e for e in experiences if self._allowed(e)]
+            if self._tombstones.epoch > self._since:
+                # A record deleted meanwhile must not be recreated by a payload update.
+                present = {e.id for e, _ in self._store.get([e.id for e in kept])}
+                kept = [e for e in kept if e.id in present]
+            if kept:
+                self._store.update(kept)
+
+    # Reads and housekeeping go straight to the store.
+    def ensure_collection(self, dimension: int) -> None:
+        self._store.ensure_collection(dimension)
+
+    def search(
+        self,
+        vector: Vector,
+        *,
+        scope: Scope,
+        limit: int,
+        min_similarity: float | None = None,
+        statuses: Sequence[ExperienceStatus] = (ExperienceStatus.ACTIVE,),
+        exact_scope: bool = False,
+    ) -> list[tuple[Experience, float]]:
+        return self._store.search(
+            vector,
+            scope=scope,
+            limit=limit,
+            min_similarity=min_similarity,
+            statuses=statuses,
+            exact_scope=exact_scope,
+        )
+
+    def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[tuple[Experience, Vector | None]]:
+        return self._store.get(ids, with_vectors=with_vectors)
+
+    def scan(
+        self,
+        *,
+        scope: Scope | None = None,
+        statuses: Sequence[ExperienceStatus] | None = None,
+        with_vectors: bool = False,
+    ) -> Iterator[tuple[Experience, Vector | None]]:
+        return self._store.scan(scope=scope, statuses=statuses, with_vectors=with_vectors)
+
+    def count(self, *, scope: Scope | None = None, statuses: Sequence[ExperienceStatus] | None = None) -> int:
+        return self._store.count(scope=scope, statuses=statuses)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        self._store.delete(ids)
+
+    def delete_scope(self, scope: Scope) -> int:
+        return self._store.delete_scope(scope)
+
+    def compact(self) -> None:
+        self._store.compact()
+
+    def maintain(self) -> bool:
+        return self._store.maintain()
+
+    def close(self) -> None:
+        self._store.close()
 
 
 def delete_scope(store: ExperienceStore, queue: EpisodeQueue, scope: Scope) -> dict[str, int]:
@@ -21,14 +148,29 @@ def delete_scope(store: ExperienceStore, queue: EpisodeQueue, scope: Scope) -> d
 
 
 def delete_episode(store: ExperienceStore, queue: EpisodeQueue, episode_id: str) -> dict[str, int]:
-    """The episode, every experience it reached (merged ones included), and its co-sources re-queued."""
-    derived = [e for e, _ in store.scan() if episode_id in e.provenance.source_episode_ids]
-    others = sorted({s for e in derived for s in e.provenance.source_episode_ids if s != episode_id})
-    store.delete([e.id for e in derived])
+    """The episode, every experience it reached (merged ones included), and its co-sources re-queued.
+
+    What a deleted experience had retired (the older answer it superseded, the members it was merged from) is
+    active again when it holds none of the deleted text; the episodes such a record covers need no re-queue.
+    """
+    records = [e for e, _ in store.scan()]
+    derived = {e.id for e in records if episode_id in e.provenance.source_episode_ids}
+    revived = [
+        e.model_copy(update={"status": ExperienceStatus.ACTIVE, "superseded_by": None})
+        for e in records
+        if e.status is ExperienceStatus.SUPERSEDED and e.superseded_by in derived and e.id not in derived
+    ]
+    covered = {s for e in revived for s in e.provenance.source_episode_ids}
+    others = sorted(
+        {s for e in records if e.id in derived for s in e.provenance.source_episode_ids} - covered - {episode_id}
+    )
+    store.delete(sorted(derived))
+    store.update(revived)
     return {
         "experiences": len(derived),
         "episodes": queue.delete_episode(episode_id),
         "requeued": queue.requeue(others),
+        "restored": len(revived),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -13,7 +14,7 @@ from typing import Any
 
 from expscale_core.capture import redact_episode
 from expscale_core.credit import apply_credit
-from expscale_core.deletion import delete_episode, delete_scope, scrub
+from expscale_core.deletion import GuardedStore, Tombstones, delete_episode, delete_scope, scrub
 from expscale_core.distill.base import Distiller
 from expscale_core.distill.step import distill_episode
 from expscale_core.embed.base import Embedder
@@ -38,6 +39,7 @@ __all__ = ["EngineStats", "ExperienceEngine"]
 log = logging.getLogger(__name__)
 ScopeLike = Scope | dict[str, Any] | str | None
 _NO_SCOPE = Scope()
+_PENDING_DELETE = "pending_delete"
 
 
 class _StoreDown(Exception):
@@ -99,6 +101,7 @@ class ExperienceEngine:
         self._new_since_refine = 0
         self._last_refine = time.monotonic()
         self._refine_lock = threading.Lock()
+        self._tombstones = Tombstones()
         self._closed = False
         self._unreleased: set[str] = set()
         self._llm_persisted: dict[str, int] = {}
@@ -112,6 +115,7 @@ class ExperienceEngine:
         quarantine. :class:`expscale_core.screen_llm.LLMScreen` asks the LLM (``EXPSCALE_SCREEN__LLM``)."""
         self._import_settled = False
         self._settle_interrupted_import()
+        self._finish_interrupted_delete()
 
     @classmethod
     def from_settings(cls, settings: Any = None, **overrides: Any) -> ExperienceEngine:
@@ -162,6 +166,7 @@ class ExperienceEngine:
         comment: str | None = None,
         *,
         correction: str | None = None,
+        scope: ScopeLike = None,
     ) -> None:
         """Attach an outcome to an episode and credit the experiences that were served to it.
 
@@ -170,12 +175,17 @@ class ExperienceEngine:
             score: in [-1, 1], or a bool: above 0 helped, below 0 was wrong or harmful.
             comment: what the user said, kept with the episode.
             correction: the right answer or fix, when known; distillers learn it.
+            scope: the scope the feedback comes from (default: the engine's). The episode must lie in it:
+                another tenant's episode id raises :class:`~expscale_core.errors.ScopeError`.
         """
         episode_id = coerce_id(episode_id)
         if isinstance(score, bool):
             score = 1.0 if score else -1.0
         if not isinstance(score, (int, float)) or not -1.0 <= float(score) <= 1.0:
             raise ValueError(f"feedback score must be a number in [-1, 1] or a bool, got {score!r}")
+        for name, text in (("comment", comment), ("correction", correction)):
+            if text is not None and not isinstance(text, str):
+                raise TypeError(f"feedback {name} must be a str or None, not {type(text).__name__}")
         self._check_open()
         limit = self.capture_settings.max_field_chars
         comment = storable_text(comment, limit) if comment is not None else None
@@ -184,7 +194,8 @@ class ExperienceEngine:
             comment = self.redact(comment) if comment is not None else None
             correction = self.redact(correction) if correction is not None else None
         outcome = Outcome(score=float(score), comment=comment, correction=correction)
-        if not self.queue.attach_outcome(episode_id, outcome):
+        expected = Scope.coerce(scope) if scope is not None else self.scope
+        if not self.queue.attach_outcome(episode_id, outcome, expected):
             log.warning(
                 "feedback for episode %s, which is not recorded (yet): it is kept and joins the episode when it "
                 "is recorded; check the id if this is unexpected (LangChain: the root run id)",
@@ -361,7 +372,8 @@ class ExperienceEngine:
         try:
             plan = distill_episode(
                 episode,
-                store=self.store,
+                # a delete() of this episode or its scope from now on wins over what this distillation writes
+                store=GuardedStore(self.store, self._tombstones),
                 embedder=self.embedder,
                 distiller=self.distiller,
                 served_ids=self.queue.served(episode.id),
@@ -409,9 +421,10 @@ class ExperienceEngine:
             return 0
         try:
             ids = list(dict.fromkeys([*usage, *(r[1] for r in rows)]))
+            store = GuardedStore(self.store, self._tombstones)
             # Read-modify-write of whole records: under the refine lock, or a refine in between is undone.
             with self._refine_lock:
-                self.store.update(
+                store.update(
                     apply_credit(
                         [e for e, _ in self.store.get(ids)],
                         usage,
@@ -470,7 +483,8 @@ class ExperienceEngine:
             mark = self.queue.get_meta("refined_at") if scope is None else None
             # Only what changed since the last whole-store run is compared with the rest (near-linear cost).
             since = datetime.fromisoformat(mark) if mark else None
-            report = Refiner(self.store, self.embedder, self.refine_settings, self.llm).run(
+            store = GuardedStore(self.store, self._tombstones)  # a delete meanwhile wins over the merges
+            report = Refiner(store, self.embedder, self.refine_settings, self.llm).run(
                 Scope.coerce(scope) if scope is not None else None, now=now, since=since
             )
             if scope is None:
@@ -482,7 +496,9 @@ class ExperienceEngine:
     def restore(self, experience_ids: Sequence[IdLike]) -> int:
         """Make archived or superseded experiences active again; returns how many changed.
         Quarantined ones stay quarantined: a person releases them with :meth:`release`."""
-        return self._reactivate(experience_ids, (ExperienceStatus.ARCHIVED, ExperienceStatus.SUPERSEDED))
+        return self._reactivate(
+            experience_ids, (ExperienceStatus.ARCHIVED, ExperienceStatus.SUPERSEDED), pin=True
+        )
 
     def quarantined(self, scope: ScopeLike = None) -> list[Experience]:
         """Experiences that screening held back as possible prompt injections, with their reasons."""
@@ -493,11 +509,17 @@ class ExperienceEngine:
         """A person's decision that quarantined experiences are safe: they become active and are served."""
         return self._reactivate(experience_ids, (ExperienceStatus.QUARANTINED,))
 
-    def _reactivate(self, experience_ids: Sequence[IdLike], statuses: Sequence[ExperienceStatus]) -> int:
-        """Make the experiences among ``experience_ids`` that have one of ``statuses`` active; how many."""
+    def _reactivate(
+        self, experience_ids: Sequence[IdLike], statuses: Sequence[ExperienceStatus], *, pin: bool = False
+    ) -> int:
+        """Make the experiences among ``experience_ids`` that have one of ``statuses`` active; how many.
+        ``pin``: a person's decision, which refinement must not undo."""
         now = self._clock()
+        pinned = {"restored_at": now} if pin else {}
         items = [
-            e.model_copy(update={"status": ExperienceStatus.ACTIVE, "superseded_by": None, "updated_at": now})
+            e.model_copy(
+                update={"status": ExperienceStatus.ACTIVE, "superseded_by": None, "updated_at": now, **pinned}
+            )
             for e, _ in self.store.get(coerce_ids(experience_ids))
             if e.status in statuses
         ]
@@ -508,19 +530,49 @@ class ExperienceEngine:
         """Completely delete a scope (experiences and episodes), or one episode and everything its text reached.
 
         Every experience distilled from the episode is deleted, merged ones included; the other episodes they
-        came from are distilled again, so what they taught comes back without the deleted text. When this
+        came from are distilled again, so what they taught comes back without the deleted text, and what a
+        deleted experience had superseded is active again. A delete wins over work in flight: a distillation,
+        refine or credit flush that started before it never writes the deleted episode or scope back. When this
         returns, no file in the data dir holds the deleted text: the queue's WAL is checkpointed with
         ``secure_delete`` and the embedded store is compacted.
         """
         if (scope is None) == (episode_id is None):
             raise ValueError("pass exactly one of scope= or episode_id=")
-        with self._refine_lock:
+        target = Scope.coerce(scope) if scope is not None else None
+        eid = coerce_id(episode_id) if episode_id is not None else None
+        # Noted durably first: a process killed midway finishes the delete when the data dir is next opened.
+        note = json.dumps({"scope": target.model_dump() if target else None, "episode_id": eid})
+        self.queue.set_meta(_PENDING_DELETE, note)
+        counts = self._delete(target, eid)
+        self.queue.set_meta(_PENDING_DELETE, "")
+        return counts
+
+    def _delete(self, scope: Scope | None, episode_id: str | None) -> dict[str, int]:
+        # Only the tombstone lock, never the refine lock: a refine waiting on its LLM must not hold a delete up.
+        with self._tombstones.lock:
             if scope is not None:
-                counts = delete_scope(self.store, self.queue, Scope.coerce(scope))
+                self._tombstones.add_scope(scope)
+                counts = delete_scope(self.store, self.queue, scope)
             else:
-                counts = delete_episode(self.store, self.queue, coerce_id(episode_id))
+                assert episode_id is not None
+                self._tombstones.add_episode(episode_id)
+                counts = delete_episode(self.store, self.queue, episode_id)
             scrub(self.store, self.queue)
         return counts
+
+    def _finish_interrupted_delete(self) -> None:
+        try:
+            note = self.queue.get_meta(_PENDING_DELETE)
+            if not note:
+                return
+            what = json.loads(note)
+            scope = Scope.model_validate(what["scope"]) if what.get("scope") else None
+            counts = self._delete(scope, what.get("episode_id"))
+            self.queue.set_meta(_PENDING_DELETE, "")
+        except ExpscaleError as exc:  # the store is down at start-up: the next open tries again
+            log.warning("a delete that was interrupted could not be finished yet, will try again: %s", exc)
+            return
+        log.warning("finished a delete that an earlier process left half done: %s", counts)
 
     def stats(self) -> EngineStats:
         """Counts and memory-quality figures, from what is persisted (the same in every process)."""

@@ -25,6 +25,7 @@ __all__ = [
     "LLMError",
     "LLMOutputError",
     "QueueError",
+    "ScopeError",
     "StoreError",
     "StoreLockedError",
 ]
@@ -72,3 +73,7 @@ class LLMOutputError(LLMError):
 
 class QueueError(ExpscaleError):
     """The durable episode queue could not be read or written."""
+
+
+class ScopeError(ExpscaleError):
+    """An operation named something that belongs to another scope (another tenant's episode, say)."""

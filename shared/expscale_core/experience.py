@@ -74,6 +74,8 @@ class Experience(BaseModel):
 
     supersedes: list[str] = Field(default_factory=list)
     superseded_by: str | None = None
+    restored_at: datetime | None = None
+    """When a person restored it (``restore``): refinement never retires it again, by merge, contradiction or cap."""
     quarantine_reason: str | None = None
     """Why screening quarantined it (injection families found); a person releases it with ``expscale quarantine``."""
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from expscale_core.episode import Episode, EpisodeStatus, Outcome
-from expscale_core.errors import QueueError
+from expscale_core.errors import QueueError, ScopeError
 from expscale_core.group_commit import GroupCommit
 from expscale_core.scope import Scope
 from expscale_core.storable import storable_text
@@ -52,7 +52,9 @@ CREATE TABLE IF NOT EXISTS episodes (
 );
 CREATE INDEX IF NOT EXISTS episodes_status ON episodes(status, not_before);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS early_outcomes (episode_id TEXT PRIMARY KEY, payload TEXT NOT NULL, received_at REAL);
+CREATE TABLE IF NOT EXISTS early_outcomes (
+    episode_id TEXT PRIMARY KEY, payload TEXT NOT NULL, received_at REAL, scope TEXT
+);
 CREATE TABLE IF NOT EXISTS served (
     episode_id TEXT NOT NULL,
     experience_id TEXT NOT NULL,
@@ -118,6 +120,8 @@ class EpisodeQueue:
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(early_outcomes)")}
             if "received_at" not in columns:  # a 0.2.0 queue
                 self._db.execute("ALTER TABLE early_outcomes ADD COLUMN received_at REAL")
+            if "scope" not in columns:  # before feedback was checked against scopes
+                self._db.execute("ALTER TABLE early_outcomes ADD COLUMN scope TEXT")
         except sqlite3.Error as exc:
             raise QueueError(f"cannot open the episode queue at {self.path}: {exc}; check EXPSCALE_DATA_DIR") from exc
         self._lock = threading.Lock()
@@ -211,7 +215,10 @@ class EpisodeQueue:
     def _merged_payload(self, db: sqlite3.Connection, episode: Episode) -> str:
         """The episode's JSON as stored: it keeps an outcome given earlier, and it must read back."""
         row = db.execute("SELECT payload FROM episodes WHERE id=?", (episode.id,)).fetchone()
-        early = db.execute("SELECT payload FROM early_outcomes WHERE episode_id=?", (episode.id,)).fetchone()
+        early = db.execute("SELECT payload, scope FROM early_outcomes WHERE episode_id=?", (episode.id,)).fetchone()
+        if early is not None and early[1] and not Scope.model_validate_json(early[1]).contains(episode.scope):
+            log.warning("feedback given early for episode %s came from another scope and was dropped", episode.id)
+            early = None
         if episode.outcome is None and row is not None:
             episode = episode.model_copy(update={"outcome": _parse(row[0]).outcome})
         if episode.outcome is None and early is not None:
@@ -243,14 +250,23 @@ class EpisodeQueue:
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
-    def attach_outcome(self, episode_id: str, outcome: Outcome) -> bool:
+    def attach_outcome(self, episode_id: str, outcome: Outcome, scope: Scope | None = None) -> bool:
         """Attach feedback. A distilled or failed episode goes back to pending to be learned again.
 
+        With ``scope``, the episode must lie in it (:class:`ScopeError` otherwise, and nothing changes).
         Returns False when the episode is not recorded yet; the outcome is kept and joins it when it is recorded
-        within ``early_feedback_ttl_s`` (a week by default).
+        within ``early_feedback_ttl_s`` (a week by default), in ``scope``.
         """
         with self._tx() as db:
             row = db.execute("SELECT payload, status FROM episodes WHERE id=?", (episode_id,)).fetchone()
+            if row is not None and scope is not None:
+                owner = _parse(row[0]).scope
+                if not scope.contains(owner):
+                    raise ScopeError(
+                        f"episode {episode_id} belongs to scope {owner.key()}, not {scope.key()}: feedback "
+                        "reaches only episodes of its own scope; pass the scope the episode was recorded with "
+                        "(feedback(..., scope=...)) or use an engine of that scope"
+                    )
             if row is None:
                 now = self._clock()
                 # Feedback may precede its episode (a stream still being read), but not by days: a mistyped id
@@ -262,8 +278,8 @@ class EpisodeQueue:
                 if expired:
                     log.warning("dropped feedback for %d episode ids that were never recorded", expired)
                 db.execute(
-                    "INSERT OR REPLACE INTO early_outcomes (episode_id, payload, received_at) VALUES (?, ?, ?)",
-                    (episode_id, outcome.model_dump_json(), now),
+                    "INSERT OR REPLACE INTO early_outcomes (episode_id, payload, received_at, scope) VALUES (?,?,?,?)",
+                    (episode_id, outcome.model_dump_json(), now, scope.model_dump_json() if scope else None),
                 )
                 return False
             episode = Episode.model_validate_json(row[0]).model_copy(

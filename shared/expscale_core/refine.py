@@ -238,18 +238,23 @@ class Refiner:
             for old in (*exp.provenance.merge_parents, *exp.supersedes):
                 if old != exp.id:
                     absorber.setdefault(old, exp.id)
-        stale = [e for e, _ in active if e.id in absorber]
+        stale = [e for e, _ in active if e.id in absorber and e.restored_at is None]  # restored: a person's call
         if not stale:
             return active
         self.store.update([e.superseded_by_id(absorber[e.id], now) for e in stale])
         report.repaired = len(stale)
-        return [(e, v) for e, v in active if e.id not in absorber]
+        retired = {e.id for e in stale}
+        return [(e, v) for e, v in active if e.id not in retired]
 
     # -- merge -----------------------------------------------------------------------------
 
     def _merge_group(
         self, items: list[tuple[Experience, Row]], now: datetime, report: RefineReport, since: datetime | None
     ) -> list[tuple[Experience, Row]]:
+        pinned = [(e, v) for e, v in items if e.restored_at is not None]  # a person restored them: never merged
+        if pinned:
+            items = [(e, v) for e, v in items if e.restored_at is None]
+            return pinned + self._merge_group(items, now, report, since)
         if len(items) < 2:
             return items
         dirty = None if since is None else [i for i, (e, _) in enumerate(items) if e.updated_at >= since]
@@ -342,7 +347,8 @@ class Refiner:
                 continue
             if verdict.contradict and verdict.keep is not None:
                 keep, drop = (a, b) if verdict.keep == 1 else (b, a)
-                losers[drop.id] = keep.id
+                if drop.restored_at is None:  # a person restored it: they decided it stays
+                    losers[drop.id] = keep.id
         if not losers:
             return active
         self.store.update([exp.superseded_by_id(losers[exp.id], now) for exp in active if exp.id in losers])
@@ -373,7 +379,7 @@ class Refiner:
         for exp in ordered:
             tenant = (exp.scope.namespace, exp.scope.tenant)
             cost = count_tokens(exp.content)
-            over = (
+            over = exp.restored_at is None and (
                 (s.max_experiences is not None and kept_count[tenant] >= s.max_experiences)
                 or (s.max_tokens is not None and kept_tokens[tenant] + cost > s.max_tokens)
                 or (s.max_experiences_total is not None and len(keep) >= s.max_experiences_total)

@@ -9,6 +9,7 @@ replaying onto it every write that arrived since the copy began.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,14 @@ if TYPE_CHECKING:
 __all__ = ["IndexBuild"]
 
 _CHILD = """
-import os, sys
+import os, signal, sys
+try:  # Linux: die with the parent, so a build never outlives a killed app (its folder is removed on next open)
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+except (OSError, AttributeError):
+    pass
+if os.getppid() != int(sys.argv[2]):  # the parent died before prctl took effect
+    sys.exit(1)
 if hasattr(os, "nice"):
     os.nice(10)  # the app's threads come first
 import qdrant_edge as qe
@@ -45,7 +53,7 @@ class IndexBuild:
 
     def start(self) -> None:
         self._child = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(self.folder)],
+            [sys.executable, "-c", _CHILD, str(self.folder), str(os.getpid())],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -365,6 +365,7 @@ class EdgeExperienceStore:
         import qdrant_edge as qe
 
         self._drop_build()  # its copy may hold what was just deleted
+        self._remove_migration_backup()
         with self._lock:
             if self._shard is None or self._dimension is None:
                 return
@@ -380,6 +381,17 @@ class EdgeExperienceStore:
                 if self._shard is None and (self.path / "edge_config.json").exists():
                     self._shard = qe.EdgeShard.load(str(self.path), config)
                 raise StoreError(f"compacting the Qdrant Edge store at {self.path} failed: {exc}") from exc
+
+    def _remove_migration_backup(self) -> None:
+        """The 0.1 migration's backup holds every lesson as it was then, deleted ones included: it goes."""
+        note = self.path.with_name(self.path.name + ".migration-backup")
+        if not note.exists():
+            return
+        backup = Path(note.read_text().strip())
+        if backup.exists():
+            shutil.rmtree(backup)
+            log.warning("removed the expscale 0.1 migration backup %s: it held text a delete() removed", backup)
+        note.unlink()
 
     def _page(self, offset: Any) -> tuple[list[Any], Any]:
         """One page of whole points (payload and vector) from ``offset``, and the next offset."""

@@ -1,8 +1,10 @@
 """Moving a data dir written by expscale 0.1 (qdrant-client's local folder) to the Qdrant Edge store.
 
 The copy is lossless: every point keeps its id, vector and payload, and the counts are compared before the
-old folder is renamed to ``<folder>.pre-edge-backup`` (kept, never deleted). If anything fails, the old
-folder stays where it was and the half-written new store is removed, so the next start tries again.
+old folder is renamed to ``<folder>.pre-edge-backup``. It is kept until the first ``delete()``: a backup
+that still holds deleted text would break deletion's promise, so the store removes it then (noted beside the
+store in ``<store>.migration-backup``). If anything fails, the old folder stays where it was and the
+half-written new store is removed, so the next start tries again.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from pathlib import Path
 from expscale_core.errors import StoreError
 from expscale_core.store.edge import EdgeExperienceStore
 
-__all__ = ["legacy_collection_dir", "migrate_legacy"]
+__all__ = ["BACKUP_NOTE_SUFFIX", "legacy_collection_dir", "migrate_legacy"]
 
 log = logging.getLogger(__name__)
 _BATCH = 2048
+BACKUP_NOTE_SUFFIX = ".migration-backup"
 
 
 def legacy_collection_dir(legacy_root: Path, collection: str) -> Path | None:
@@ -77,9 +80,11 @@ def migrate_legacy(legacy_root: Path, collection: str, target: Path, dimension: 
     else:
         backup = legacy_root.with_name(legacy_root.name + ".pre-edge-backup")
         legacy_root.rename(backup)
+    target.with_name(target.name + BACKUP_NOTE_SUFFIX).write_text(str(backup.resolve()))
     log.warning(
         "migrated %d experiences from %s (expscale 0.1, qdrant-client local) to the Qdrant Edge store at %s; "
-        "the old folder is kept at %s and can be deleted once you are satisfied",
+        "the old folder is kept at %s until the first delete() (which removes it) and can be deleted once you "
+        "are satisfied",
         copied,
         legacy_root,
         target,
