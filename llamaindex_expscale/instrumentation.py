@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -55,19 +57,54 @@ def _is_workflow_run(id_: str, instance: Any) -> bool:
     return isinstance(instance, Workflow)
 
 
+class _Slot:
+    """Where a workflow run, which starts in a task of its own, leaves its episode id for the caller to read."""
+
+    __slots__ = ("episode_id",)
+
+    def __init__(self) -> None:
+        self.episode_id: str | None = None
+
+
+_SLOT_KEY = "expscale_episode_slot"
+_MAX_SLOTS = 4096
+
+
 class ExperienceSpanHandler(BaseSpanHandler[SimpleSpan]):
     """Tracks the span tree: query and chat roots open episodes, nested spans join them."""
 
     _recorder: EpisodeRecorder = PrivateAttr()
-    _last: contextvars.ContextVar[str | None] = PrivateAttr()
+    _last: contextvars.ContextVar[str | _Slot | None] = PrivateAttr()
     _owner: Instrumentation | None = PrivateAttr(default=None)
     _streams: StreamFollower = PrivateAttr()
+    _slots: OrderedDict[str, _Slot] = PrivateAttr()
+    _run_slot: contextvars.ContextVar[str | None] = PrivateAttr()
 
-    def __init__(self, recorder: EpisodeRecorder, last: contextvars.ContextVar[str | None], **kwargs: Any) -> None:
+    def __init__(
+        self, recorder: EpisodeRecorder, last: contextvars.ContextVar[str | _Slot | None], **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._recorder = recorder
         self._last = last
         self._streams = StreamFollower(recorder)
+        self._slots = OrderedDict()
+        self._run_slot = contextvars.ContextVar("expscale_run_slot", default=None)
+
+    # A workflow (an agent's run) runs in a task the runtime creates, whose spans the caller's context never
+    # sees. Just before creating it, the runtime asks every span handler for propagation context, in the
+    # caller's context, and hands it to the new task: the caller gets a slot there, and the run fills it in.
+    def capture_propagation_context(self) -> dict[str, Any]:
+        slot, key = _Slot(), uuid.uuid4().hex
+        with self.lock:
+            self._slots[key] = slot
+            while len(self._slots) > _MAX_SLOTS:  # runs that never started
+                self._slots.popitem(last=False)
+        self._last.set(slot)
+        return {_SLOT_KEY: key}
+
+    def restore_propagation_context(self, context: dict[str, Any]) -> None:
+        key = context.get(_SLOT_KEY)
+        self._run_slot.set(key if isinstance(key, str) else None)
 
     @classmethod
     def class_name(cls) -> str:
@@ -95,6 +132,13 @@ class ExperienceSpanHandler(BaseSpanHandler[SimpleSpan]):
             if start_event is not None:
                 arguments["user_msg"] = getattr(start_event, "user_msg", None)
             self._recorder.start(id_, None, input=span_input(arguments), name=id_.split("-", 1)[0])
+            key = self._run_slot.get()
+            with self.lock:
+                slot = self._slots.pop(key, None) if key is not None else None
+            if slot is not None:  # a workflow run: tell the caller, whose context this task cannot touch
+                slot.episode_id = id_
+            else:  # a query or chat runs in the caller's own thread or task
+                self._last.set(id_)
         return None
 
     def prepare_to_exit_span(
@@ -128,10 +172,8 @@ class ExperienceSpanHandler(BaseSpanHandler[SimpleSpan]):
             self._streams.chat_done(instance, err)
 
     def _finished(self, id_: str) -> None:
-        self._last.set(id_)
-        if self._owner is not None:
-            # An agent's run ends inside the workflow's own task, whose context the caller never sees.
-            self._owner._last_any = id_
+        if not isinstance(self._last.get(), _Slot):
+            self._last.set(id_)
 
 
 class ExperienceEventHandler(BaseEventHandler):
@@ -179,8 +221,9 @@ class Instrumentation:
         self.recorder = recorder
         self.engine = recorder.engine
         self._dispatcher = dispatcher
-        self._last: contextvars.ContextVar[str | None] = contextvars.ContextVar("expscale_last_episode", default=None)
-        self._last_any: str | None = None
+        self._last: contextvars.ContextVar[str | _Slot | None] = contextvars.ContextVar(
+            "expscale_last_episode", default=None
+        )
         self.span_handler = ExperienceSpanHandler(recorder, self._last)
         self.span_handler._owner = self
         self.event_handler = ExperienceEventHandler(recorder)
@@ -189,9 +232,10 @@ class Instrumentation:
 
     @property
     def last_episode_id(self) -> str | None:
-        """The episode of the latest query or chat that finished in this thread or task; for an agent run,
-        which finishes in the workflow's own task, the latest run that finished in the process."""
-        return self._last.get() or self._last_any
+        """The episode of the latest query, chat or agent run started in this thread or asyncio task: per
+        request under concurrency, and never another caller's."""
+        last = self._last.get()
+        return last.episode_id if isinstance(last, _Slot) else last
 
     def episode_id(self, span_id: str) -> str | None:
         """The episode a span belongs to, while it runs."""

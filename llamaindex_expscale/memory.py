@@ -27,7 +27,8 @@ class ExperienceMemoryBlock(BaseMemoryBlock[str]):
 
     ``aget`` retrieves for the latest user messages and renders a block under ``token_budget``.
     Messages that ``Memory`` flushes out of its short-term window are recorded as episodes (one per
-    user turn) when ``capture`` is on, so they are distilled like any other run.
+    user turn) when ``capture`` is on, so they are distilled like any other run; when :func:`instrument` captures
+    for the same engine, it records each run already (with its tool calls), and the block records nothing.
 
     Example:
         >>> from llama_index.core.memory import Memory  # doctest: +SKIP
@@ -71,6 +72,10 @@ class ExperienceMemoryBlock(BaseMemoryBlock[str]):
     async def _aput(self, messages: list[ChatMessage]) -> None:
         if not self.capture:
             return
+        from llamaindex_expscale.instrumentation import find_instrumentation
+
+        if find_instrumentation(self._engine) is not None:
+            return  # instrument() already captures every agent run, with its steps: one capture per run
         scope = self.scope or self._engine.scope
         for episode in episodes_from_messages(
             to_messages(messages), scope=scope, metadata={"source": "llamaindex.memory"}

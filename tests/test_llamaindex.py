@@ -430,3 +430,78 @@ def test_a_stream_closed_early_keeps_what_it_produced_and_a_dropped_one_is_still
     del dropped
     gc.collect()
     assert _episodes(engine)["never read?"].output is None, "an unconsumed stream still becomes an episode"
+
+
+def test_concurrent_agent_runs_each_get_their_own_episode_id() -> None:
+    """Two requests in flight at once, after an earlier run of the same task: each caller's
+    ``last_episode_id`` is its own run's, so feedback teaches the right episode."""
+    from expscale_core.testing import make_engine as _make
+    from llama_index.core.agent.workflow import FunctionAgent
+
+    from llamaindex_expscale import instrument
+
+    def agent_answering(text: str) -> FunctionAgent:
+        def reply(messages: Sequence[ChatMessage], **_: Any) -> ChatMessage:
+            return ChatMessage(role="assistant", content=text)
+
+        llm = MockFunctionCallingLLM(response_generator=reply, is_chat_model=True)
+        return FunctionAgent(name="a", tools=[], llm=llm)
+
+    async def request(question: str, answer: str, started: asyncio.Event, other: asyncio.Event) -> str | None:
+        handler = agent_answering(answer).run(user_msg=question)
+        started.set()
+        await other.wait()  # both runs are in flight before either finishes
+        await handler
+        return capture.last_episode_id
+
+    async def scenario() -> tuple[str | None, str | None, str | None]:
+        await agent_answering("earlier").run(user_msg="Earlier question")
+        earlier = capture.last_episode_id
+        a, b = asyncio.Event(), asyncio.Event()
+        first, second = await asyncio.gather(request("Q one", "A one", a, b), request("Q two", "A two", b, a))
+        return earlier, first, second
+
+    with _make(autostart=False) as engine:
+        capture = instrument(engine)
+        try:
+            earlier, first, second = asyncio.run(scenario())
+        finally:
+            capture.remove()
+        engine.flush()
+        assert len({earlier, first, second}) == 3
+        got = {eid: engine.queue.get(eid or "") for eid in (earlier, first, second)}
+        assert [g.input if g else None for g in got.values()] == ["Earlier question", "Q one", "Q two"]
+
+
+def test_instrument_and_the_memory_block_capture_each_agent_run_once() -> None:
+    from expscale_core.testing import make_engine as _make
+    from llama_index.core.agent.workflow import FunctionAgent
+
+    from llamaindex_expscale import instrument
+
+    def reply(messages: Sequence[ChatMessage], **_: Any) -> ChatMessage:
+        return ChatMessage(role="assistant", content="Fine.")
+
+    with _make(autostart=False) as engine:
+        capture = instrument(engine)
+        try:
+            agent = FunctionAgent(tools=[], llm=MockFunctionCallingLLM(response_generator=reply, is_chat_model=True))
+            # A tiny short-term window, so Memory flushes turns to the block at once.
+            memory = Memory.from_defaults(
+                session_id="once",
+                token_limit=40,
+                chat_history_token_ratio=0.1,
+                token_flush_size=10,
+                memory_blocks=[ExperienceMemoryBlock(engine=engine)],
+            )
+
+            async def run() -> None:
+                for i in range(4):
+                    await agent.run(user_msg=f"Turn {i}: please tell me something long enough to flush", memory=memory)
+
+            asyncio.run(run())
+        finally:
+            capture.remove()
+        engine.flush()
+        inputs = sorted(e.input for e, _, _ in engine.queue.list())
+        assert inputs == [f"Turn {i}: please tell me something long enough to flush" for i in range(4)]

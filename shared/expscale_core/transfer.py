@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ValidationError
 
-from expscale_core.errors import ExpscaleError
+from expscale_core.errors import ExpscaleError, ScopeError
 from expscale_core.experience import Experience
 from expscale_core.screen import quarantine_suspect
 
@@ -84,10 +84,9 @@ def _write_all_or_nothing(
 ) -> int:
     undo_interrupted_import(engine)
     undo: dict[str, str | None] = dict.fromkeys(e.id for e in items)
-    undo |= {
-        e.id: _Saved(experience=e, vector=v).model_dump_json()
-        for e, v in engine.store.get(list(undo), with_vectors=True)
-    }
+    existing = engine.store.get(list(undo), with_vectors=True)
+    _refuse_scope_moves(items, [e for e, _ in existing])
+    undo |= {e.id: _Saved(experience=e, vector=v).model_dump_json() for e, v in existing}
     engine.queue.journal_begin(_JOURNAL, undo)
     try:
         for start in range(0, len(items), _BATCH):
@@ -104,6 +103,19 @@ def _write_all_or_nothing(
         raise
     engine.queue.journal_clear(_JOURNAL)
     return len(items)
+
+
+def _refuse_scope_moves(items: list[Experience], existing: list[Experience]) -> None:
+    """A line may replace a record of its own scope, never take over another scope's record by its id."""
+    scope_of = {e.id: e.scope for e in existing}
+    for exp in items:
+        owner = scope_of.get(exp.id)
+        if owner is not None and owner != exp.scope:
+            raise ScopeError(
+                f"the import would move experience {exp.id} from scope {owner.key()} to {exp.scope.key()}; an "
+                "import never moves a record between scopes, so nothing was imported: fix the line's scope, or "
+                "drop its id to import it as a new record"
+            )
 
 
 class _Saved(BaseModel):

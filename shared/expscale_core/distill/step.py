@@ -10,18 +10,39 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from expscale_core.apply import StorePlan, plan_writes, retarget_unrelated
+from expscale_core.apply import StorePlan, plan_writes, retarget_unrelated, stable_id
 from expscale_core.distill.base import Distiller
 from expscale_core.distill.context import lesson_similarity, related_experiences
 from expscale_core.embed.base import Embedder
 from expscale_core.episode import Episode
-from expscale_core.experience import ExperienceStatus
+from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.screen import quarantine_suspect
 from expscale_core.screen_llm import review_lessons
 from expscale_core.settings import DistillSettings
 from expscale_core.store.base import ExperienceStore
 
 __all__ = ["distill_episode"]
+
+
+def _quarantined_retire_nothing(plan: StorePlan, episode: Episode, existing: dict[str, Experience]) -> None:
+    """A lesson held back as a possible injection must not take a good one's place: one hostile "correction"
+    would otherwise erase the right answer for everyone. Its SUPERSEDE retires nothing, and its UPDATE
+    becomes a record of its own beside the untouched original."""
+    held = {e.id for e in plan.new if e.status is ExperienceStatus.QUARANTINED}
+    if not held:
+        return
+    plan.changed = [e for e in plan.changed if e.superseded_by not in held]
+    for i, exp in enumerate(plan.new):
+        if exp.id not in held:
+            continue
+        update: dict[str, object] = {"supersedes": []}
+        if exp.id in existing:  # an UPDATE of a good record: keep that record, hold this text apart
+            update |= {
+                "id": stable_id(episode, 1000 + i),
+                "support": 1,
+                "provenance": exp.provenance.model_copy(update={"source_episode_ids": [episode.id]}),
+            }
+        plan.new[i] = exp.model_copy(update=update)
 
 
 def distill_episode(
@@ -74,6 +95,7 @@ def distill_episode(
             now=clock(),
         )
         plan.new = [quarantine_suspect(e, also=reviewed.get(e.content, ())) for e in plan.new]
+        _quarantined_retire_nothing(plan, episode, current)
         if plan.new:
             vectors = embedder.embed([e.embedding_text() for e in plan.new])
             store.upsert(list(zip(plan.new, vectors)))
