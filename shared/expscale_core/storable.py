@@ -34,7 +34,7 @@ def storable_text(text: str, max_chars: int = DEFAULT_MAX_FIELD_CHARS) -> str:
         >>> storable_text("half an emoji \\ud83d") == "half an emoji \\ufffd"
         True
         >>> storable_text("a" * 10 + "b" * 10, max_chars=12)
-        'aaaaa[… 8 characters cut …]bbbbb'
+        'aaaaa[… 10 characters cut …]bbbbb'
     """
     if len(text) > max_chars:
         # Keep the head (the question) and the tail (the conclusion); the middle of a huge dump teaches least.
