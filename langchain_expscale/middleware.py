@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from expscale_core import Episode, ExpscaleError, Scope
-from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
+from expscale_core import Episode, ErrorStep, ExpscaleError, Scope, ToolStep
+from expscale_core.episode import Step
+from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse, ToolCallRequest
 from langchain_core.messages import HumanMessage, SystemMessage
 from typing_extensions import NotRequired
 
@@ -40,6 +42,8 @@ class ExperienceMiddleware(AgentMiddleware[ExperienceState, Any]):
     - After the run, it records the run (task, model turns, tool calls and results, answer) as an
       episode. The episode id is ``result["expscale_episode_id"]``; pass it to ``engine.feedback``,
       which also credits the experiences that were served.
+    - A run that fails (a model or tool error) is recorded too, with its error; the exception reaches the app
+      as before, carrying the episode id as ``exc.expscale_episode_id`` (and in its notes).
 
     Retrieval or recording failures are logged; the agent runs as if there were no memory.
 
@@ -96,34 +100,73 @@ class ExperienceMiddleware(AgentMiddleware[ExperienceState, Any]):
             content = [*current.content, {"type": "text", "text": f"\n\n{block}"}]
         return request.override(system_message=SystemMessage(content=content))
 
+    # A run that fails never reaches after_agent, yet its error is what an "error -> fix" lesson is made of:
+    # the model and tool wrappers record it on the way out, then let the exception go on to the app.
     def wrap_model_call(
         self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], ModelResponse[Any]]
     ) -> Any:
-        return handler(self._with_experience(request))
+        try:
+            return handler(self._with_experience(request))
+        except Exception as exc:
+            self._record(request.state, failure=exc)
+            raise
 
     async def awrap_model_call(
         self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]]
     ) -> Any:
-        return await handler(self._with_experience(request))
+        try:
+            return await handler(self._with_experience(request))
+        except Exception as exc:
+            self._record(request.state, failure=exc)
+            raise
+
+    def wrap_tool_call(self, request: ToolCallRequest, handler: Callable[[ToolCallRequest], Any]) -> Any:
+        try:
+            return handler(request)
+        except Exception as exc:
+            self._record(request.state, failure=exc, tool_call=request.tool_call)
+            raise
+
+    async def awrap_tool_call(
+        self, request: ToolCallRequest, handler: Callable[[ToolCallRequest], Awaitable[Any]]
+    ) -> Any:
+        try:
+            return await handler(request)
+        except Exception as exc:
+            self._record(request.state, failure=exc, tool_call=request.tool_call)
+            raise
 
     def after_agent(self, state: ExperienceState, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        if not self.capture or "expscale_episode_id" not in state:
-            return None
-        messages = state["messages"][state.get("expscale_start", 0) :]
-        if not messages:
-            return None
-        final = messages[-1]
+        self._record(state)
+        return None
+
+    def _record(self, state: Any, *, failure: Exception | None = None, tool_call: Any = None) -> None:
+        if not self.capture or not isinstance(state, dict) or "expscale_episode_id" not in state:
+            return
         try:
+            messages = state["messages"][state.get("expscale_start", 0) :]
+            if not messages:
+                return
+            steps: list[Step] = list(episode_steps(messages[1:]))
+            final = messages[-1]
+            output = text_of(final.content) if final is not messages[0] and failure is None else None
+            if tool_call is not None:
+                steps.append(ToolStep(tool=str(tool_call.get("name")), input=tool_call.get("args"), error=str(failure)))
+            if failure is not None:
+                steps.append(ErrorStep(error_type=type(failure).__name__, message=str(failure)))
             self.engine.record(
                 Episode(
                     id=state["expscale_episode_id"],
                     scope=self.scope or self.engine.scope,
                     input=text_of(messages[0].content),
-                    output=text_of(final.content) if final is not messages[0] else None,
-                    steps=episode_steps(messages[1:]),
-                    metadata={"source": "langchain.agent"},
+                    output=output,
+                    steps=steps,
+                    metadata={"source": "langchain.agent", **({"failed": True} if failure is not None else {})},
                 )
             )
-        except Exception as exc:  # the agent's answer must reach the user whatever happens here
-            log.warning("expscale: could not record the agent run %s: %s", state["expscale_episode_id"], exc)
-        return None
+            if failure is not None:  # so that the app can give feedback on the run that failed
+                failure.add_note(f"expscale episode id: {state['expscale_episode_id']}")
+                with contextlib.suppress(AttributeError, TypeError):
+                    failure.expscale_episode_id = state["expscale_episode_id"]  # type: ignore[attr-defined]
+        except Exception as exc:  # the agent's answer (or its own error) must reach the app whatever happens here
+            log.warning("expscale: could not record the agent run %s: %s", state.get("expscale_episode_id"), exc)

@@ -407,3 +407,37 @@ def test_with_experience_uses_langchains_memory_key_and_input_key_names() -> Non
     with pytest.warns(DeprecationWarning, match="input_key"):
         with_experience(prompt | RunnableLambda(lambda p: "ok"), engine, memory_key="lessons", query_key="question")
     engine.close()
+
+
+class _FailingModel(RecordingFakeChatModel):
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
+        raise TimeoutError("the model server timed out")
+
+
+@pytest.mark.parametrize("where", ["tool", "model"])
+def test_agent_middleware_records_a_failed_run_with_its_error(engine: ExperienceEngine, where: str) -> None:
+    from expscale_core import ErrorStep
+
+    @tool
+    def lookup(order: str) -> str:
+        """Look an order up."""
+        raise ConnectionError("orders service unreachable")
+
+    if where == "tool":
+        call = {"name": "lookup", "args": {"order": "A-7"}, "id": "call_1", "type": "tool_call"}
+        model: Any = _agent_model(AIMessage(content="", tool_calls=[call]))
+    else:
+        model = _FailingModel(messages=iter([]))
+    agent = create_agent(model, tools=[lookup], middleware=[ExperienceMiddleware(engine)])
+    with pytest.raises(Exception) as failed:
+        agent.invoke({"messages": [{"role": "user", "content": "Where is order A-7?"}]})
+    episode_id = failed.value.expscale_episode_id  # type: ignore[attr-defined]
+    engine.flush()
+    episode = engine.queue.get(episode_id)
+    assert episode is not None and episode.input == "Where is order A-7?" and episode.output is None
+    (error,) = [s for s in episode.steps if isinstance(s, ErrorStep)]
+    assert error.error_type == ("ConnectionError" if where == "tool" else "TimeoutError")
+    if where == "tool":
+        (call_step,) = [s for s in episode.steps if isinstance(s, ToolStep) and s.error]
+        assert call_step.tool == "lookup" and call_step.input == {"order": "A-7"}
+    engine.feedback(episode_id, -1, correction="When the orders service is down, say so and offer a callback.")
