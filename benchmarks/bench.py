@@ -5,6 +5,7 @@
 - capture: a trivial LangChain chain with ExperienceCallbackHandler vs the same chain with a no-op handler,
   while the background worker distills what is captured;
 - record(): p50/p95 on the caller's thread;
+- a 20 MB input through ``with_experience``: hot-path time and process growth, against a 1 KB input;
 - scoped top-10 retrieve at each size (vectors given: the query embedding is excluded), against the bare
   Qdrant Edge query and a numpy brute-force scan of the same vectors and scope mask;
 - insert rate; refine time (first full pass, then a periodic pass with 1 % new records);
@@ -218,6 +219,55 @@ print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(
 """
 
 
+_HUGE = """
+import json, sys, tempfile, threading, time
+from langchain_core.runnables import RunnableLambda
+from expscale_core import ExperienceEngine, ExpscaleSettings
+from langchain_expscale import with_experience
+size = int(sys.argv[1])
+with tempfile.TemporaryDirectory() as tmp:
+    engine = ExperienceEngine.from_settings(ExpscaleSettings(data_dir=tmp))
+    chain = with_experience(RunnableLambda(lambda x: len(x["question"])), engine, input_key="question")
+    chain.invoke({"question": "warm up the embedder"})
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096 / 2**20
+    text = ("All work and no play makes Jack a dull boy. " * (size // 44 + 1))[:size]
+    engine.flush()
+    base, peak, done = rss(), [0.0], threading.Event()
+    def sample():  # the peak during the call: ru_maxrss is stuck at the model's loading spike
+        while not done.wait(0.002):
+            peak[0] = max(peak[0], rss())
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    t = time.perf_counter()
+    chain.invoke({"question": text})
+    took = time.perf_counter() - t
+    engine.flush()
+    done.set()
+    sampler.join()
+    engine.close()
+print(json.dumps({"s": took, "rss_growth_mb": max(peak[0], rss()) - base}))
+"""
+
+
+def huge_input() -> dict[str, float]:
+    """A with_experience chain (default MiniLM embedder) given a 20 MB input vs a 1 KB one, each in a fresh
+    process: the hot-path time and how much the process grew (the input string itself is 20 MB)."""
+
+    def run(size: int) -> dict[str, float]:
+        out = subprocess.run([sys.executable, "-c", _HUGE, str(size)], capture_output=True, text=True, check=True)
+        return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    small, big = run(1_000), run(20_000_000)
+    return {
+        "huge_input_s": big["s"],
+        "small_input_s": small["s"],
+        "huge_input_rss_growth_mb": big["rss_growth_mb"],
+        "small_input_rss_growth_mb": small["rss_growth_mb"],
+    }
+
+
 def _serving_rss(path: Path, queries: np.ndarray) -> float:
     out = subprocess.run(
         [sys.executable, "-c", _SERVE, str(path), str(DIM)],
@@ -239,7 +289,11 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--captures", type=int, default=2000)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/bench.json"))
+    ap.add_argument("--only-huge-input", action="store_true", help="just the 20 MB input figures")
     args = ap.parse_args()
+    if args.only_huge_input:
+        print(json.dumps(huge_input(), indent=1))
+        return
     rng = np.random.default_rng(7)
     result: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"),
@@ -247,6 +301,7 @@ def main() -> None:
     }
     result |= cold_import()
     result |= capture(args.captures)
+    result |= huge_input()
     result["sizes"] = []
     for size in (int(s) for s in args.sizes.split(",")):
         result["sizes"].append(store_at(size, args.queries, rng))
@@ -257,6 +312,11 @@ def main() -> None:
     print(f"{result['date']} · {result['machine']}\n")
     print(f"- capture overhead (p50, worker running): {result['capture_ratio_p50']:.2f}× a no-op handler")
     print(f"- record(): p50 {result['record_p50_us']:.0f} µs, p95 {result['record_p95_us']:.0f} µs")
+    print(
+        f"- a 20 MB input through with_experience: {result['huge_input_s']:.2f} s on the hot path "
+        f"(1 KB input: {result['small_input_s']:.3f} s), process grew {result['huge_input_rss_growth_mb']:.0f} MB "
+        f"(1 KB: {result['small_input_rss_growth_mb']:.0f} MB)"
+    )
     print(
         f"- cold import: expscale_core {result['import_expscale_core_s']:.2f} s "
         f"(qdrant_client alone {result['import_qdrant_client_s']:.2f} s)"

@@ -62,6 +62,9 @@ class ProbingEmbedder(ABC):
         return [normalize(v) for v in self._embed_raw(list(texts))]
 
 
+_MAX_CACHED_CHARS = 8192
+
+
 class CachedEmbedder:
     """Wraps an embedder with an LRU cache of repeated texts and fixed-size batches.
 
@@ -108,7 +111,8 @@ class CachedEmbedder:
         if missing and self._cache_size:
             with self._lock:
                 for text in missing:
-                    self._cache[text] = found[text]
+                    if len(text) <= _MAX_CACHED_CHARS:  # a huge one-off input must not stay in memory as a key
+                        self._cache[text] = found[text]
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
         return [found[t] for t in texts]

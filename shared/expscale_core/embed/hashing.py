@@ -12,6 +12,9 @@ __all__ = ["HashEmbedder"]
 _WORD = re.compile(r"\w+")
 
 
+_WINDOW_CHARS = 32_768  # like a model's window: a huge input costs no more than this
+
+
 class HashEmbedder:
     """Feature-hashing embedder: word unigrams and bigrams plus character trigrams.
 
@@ -42,7 +45,7 @@ class HashEmbedder:
         return [self._one(t) for t in texts]
 
     def _features(self, text: str) -> list[tuple[str, float]]:
-        words = _WORD.findall(text.lower())
+        words = _WORD.findall(text[:_WINDOW_CHARS].lower())
         feats = [(f"w:{w}", 1.0) for w in words]
         feats += [(f"b:{a} {b}", 0.7) for a, b in zip(words, words[1:])]
         for w in words:

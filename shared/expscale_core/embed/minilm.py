@@ -17,6 +17,10 @@ from expscale_core.errors import EmbedderError
 __all__ = ["MiniLMEmbedder", "default_model_path"]
 
 _MAX_TOKENS = 256  # the model's max_seq_length in its sentence-transformers config
+# WordPiece never makes a token of more than 100 characters (longer words become one [UNK]), so the first
+# 100 × 256 characters hold every token the model sees: cutting there changes no vector, and a 20 MB input
+# is not tokenized whole on the caller's thread.
+_MAX_CHARS = _MAX_TOKENS * 100
 
 
 def default_model_path() -> Path | None:
@@ -130,7 +134,7 @@ class MiniLMEmbedder:
         if not texts:
             return []
         session, tokenizer = self._load()
-        encodings = tokenizer.encode_batch([t if t.strip() else " " for t in texts])
+        encodings = tokenizer.encode_batch([t[:_MAX_CHARS] if t.strip() else " " for t in texts])
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
