@@ -113,7 +113,7 @@ def build_store(settings: ExpscaleSettings, dimension: int) -> ExperienceStore:
     legacy_root = Path(settings.qdrant_path())
     if legacy_collection_dir(legacy_root, s.collection) is not None and not (target / "edge_config.json").exists():
         migrate_legacy(legacy_root, s.collection, target, dimension)
-    return EdgeExperienceStore(target)
+    return EdgeExperienceStore(target, min_free_mb=s.min_free_mb)
 
 
 def build_engine(cls: type[ExperienceEngine], settings: ExpscaleSettings | None, **overrides: Any) -> ExperienceEngine:

@@ -63,6 +63,12 @@ class StoreSettings(BaseModel):
     api_key: SecretStr | None = None
     path: str | None = None
     collection: str = Field(default="expscale_experiences", min_length=1)
+    min_free_mb: float = Field(
+        default=16.0,
+        ge=0,
+        description="embedded store: refuse a write (StoreError, the episode stays queued) that would leave less "
+        "free disk than this; a full disk under Qdrant Edge's memory maps would otherwise kill the process",
+    )
 
 
 class CaptureSettings(BaseModel):

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -57,9 +57,13 @@ class EdgeExperienceStore:
         *,
         optimize_every: int = 20_000,
         on_close: Callable[[], None] | None = None,
+        min_free_mb: float = 16.0,
     ) -> None:
         self.path = Path(path)
         self.optimize_every = optimize_every
+        self.min_free_mb = min_free_mb
+        """Writes that would leave less free disk than this are refused with StoreError: Qdrant Edge writes
+        through memory maps, and a full disk under one kills the process with SIGBUS instead of an error."""
         self._on_close = on_close
         self._shard: qe.EdgeShard | None = None
         self._dimension: int | None = None
@@ -147,9 +151,28 @@ class EdgeExperienceStore:
 
     # -- writes --------------------------------------------------------------------------
 
+    def _ensure_room(self, need_bytes: int, what: str) -> None:
+        try:
+            free = shutil.disk_usage(self.path if self.path.exists() else self.path.parent).free
+        except OSError:
+            return  # cannot tell; the write itself will say
+        reserve = int(self.min_free_mb * 2**20)
+        if free < need_bytes + reserve:
+            raise StoreError(
+                f"not enough free disk for the experience store at {self.path}: {free / 2**20:.1f} MB free, the "
+                f"{what} needs about {need_bytes / 2**20:.1f} MB plus a {self.min_free_mb:g} MB reserve "
+                "(EXPSCALE_STORE__MIN_FREE_MB); free some space: episodes stay queued and are learned once there is room"
+            )
+
+    def _record_bytes(self, experiences: Iterable[Experience]) -> int:
+        # Payload, vector and WAL copies of both; generous, since being short means SIGBUS.
+        per_vector = 4 * (self._dimension or 384)
+        return sum(3 * (len(e.content) + len(e.applicability) + 2048 + per_vector) for e in experiences)
+
     def upsert(self, items: Sequence[tuple[Experience, Vector]]) -> None:
         import qdrant_edge as qe
 
+        self._ensure_room(self._record_bytes(e for e, _ in items), f"write of {len(items)} experiences")
         for start in range(0, len(items), _UPSERT_BATCH):
             chunk = items[start : start + _UPSERT_BATCH]
             points = [qe.Point(e.id, [float(x) for x in v], to_payload(e)) for e, v in chunk]
@@ -168,6 +191,7 @@ class EdgeExperienceStore:
                 shard.update(qe.UpdateOperation.overwrite_payload([e.id], to_payload(e)))
 
         if experiences:
+            self._ensure_room(self._record_bytes(experiences), f"update of {len(experiences)} experiences")
             self._call("update", run, touched=[e.id for e in experiences])
 
     def delete(self, ids: Sequence[str]) -> None:
@@ -293,6 +317,7 @@ class EdgeExperienceStore:
         with self._lock:
             if self._shard is None or self._dimension is None:
                 return
+            self._ensure_room(2 * _folder_bytes(self.path), "index build (a copy of the store, then its index)")
             build = IndexBuild(self.path.with_name(self.path.name + ".build"))
             self._build = build  # from here on, every write is noted for the replay
             config = _config(self._dimension)
@@ -369,6 +394,7 @@ class EdgeExperienceStore:
         with self._lock:
             if self._shard is None or self._dimension is None:
                 return
+            self._ensure_room(_folder_bytes(self.path), "compaction (a rewrite of the store)")
             fresh_dir = self.path.with_name(self.path.name + ".compact")
             config = _config(self._dimension)
             try:
@@ -431,6 +457,10 @@ class EdgeExperienceStore:
                         self._on_close()
             elif self._on_close is not None:
                 self._on_close()
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def _config(dimension: int) -> qe.EdgeConfig:
