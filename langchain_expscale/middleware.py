@@ -165,7 +165,9 @@ class ExperienceMiddleware(AgentMiddleware[ExperienceState, Any]):
                 )
             )
             if failure is not None:  # so that the app can give feedback on the run that failed
-                failure.add_note(f"expscale episode id: {state['expscale_episode_id']}")
+                add_note = getattr(failure, "add_note", None)  # Python 3.11+
+                if add_note is not None:
+                    add_note(f"expscale episode id: {state['expscale_episode_id']}")
                 with contextlib.suppress(AttributeError, TypeError):
                     failure.expscale_episode_id = state["expscale_episode_id"]  # type: ignore[attr-defined]
         except Exception as exc:  # the agent's answer (or its own error) must reach the app whatever happens here

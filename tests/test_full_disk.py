@@ -19,11 +19,12 @@ import json, logging, sys
 from expscale_core import Episode, ExperienceEngine, ExpscaleSettings, Outcome
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 settings = ExpscaleSettings(
-    data_dir=sys.argv[1], store={"path": sys.argv[2], "min_free_mb": 2}, embedder={"provider": "hash", "hash_dimension": 8192},
+    data_dir=sys.argv[1], store={"path": sys.argv[2], "min_free_mb": 2},
+    embedder={"provider": "hash", "hash_dimension": 8192},
     distill={"delay_s": 0, "retry_backoff_s": 0.05},
 )
 engine = ExperienceEngine.from_settings(settings)
-filler = "The answer, at length. " * 2500  # ~57 KB a lesson: with 32 KB vectors, the 24 MB disk fills after a few hundred
+filler = "The answer, at length. " * 2500  # with 32 KB vectors, the 24 MB disk fills after a few hundred lessons
 for i in range(600):
     engine.record(Episode(input=f"question {i}", output=f"{i} " + filler, outcome=Outcome(score=1)))
 engine.drain(timeout=20)

@@ -496,9 +496,7 @@ class ExperienceEngine:
     def restore(self, experience_ids: Sequence[IdLike]) -> int:
         """Make archived or superseded experiences active again; returns how many changed.
         Quarantined ones stay quarantined: a person releases them with :meth:`release`."""
-        return self._reactivate(
-            experience_ids, (ExperienceStatus.ARCHIVED, ExperienceStatus.SUPERSEDED), pin=True
-        )
+        return self._reactivate(experience_ids, (ExperienceStatus.ARCHIVED, ExperienceStatus.SUPERSEDED), pin=True)
 
     def quarantined(self, scope: ScopeLike = None) -> list[Experience]:
         """Experiences that screening held back as possible prompt injections, with their reasons."""
@@ -517,9 +515,7 @@ class ExperienceEngine:
         now = self._clock()
         pinned = {"restored_at": now} if pin else {}
         items = [
-            e.model_copy(
-                update={"status": ExperienceStatus.ACTIVE, "superseded_by": None, "updated_at": now, **pinned}
-            )
+            e.model_copy(update={"status": ExperienceStatus.ACTIVE, "superseded_by": None, "updated_at": now, **pinned})
             for e, _ in self.store.get(coerce_ids(experience_ids))
             if e.status in statuses
         ]

@@ -200,7 +200,7 @@ class EpisodeQueue:
         for episode in episodes:
             try:
                 payload = self._merged_payload(db, episode)
-            except Exception as exc:  # noqa: BLE001 - one unstorable episode must never cost its batch-mates
+            except Exception as exc:
                 self._dead_letter(db, episode, exc, now)
                 continue
             s = episode.scope
@@ -233,7 +233,7 @@ class EpisodeQueue:
         s = episode.scope
         try:
             text = storable_text(str(episode.input), 2_000)
-        except Exception:  # noqa: BLE001
+        except Exception:
             text = None
         db.execute(
             "INSERT INTO dead_letters (id, namespace, tenant, agent, user, error, input, at) VALUES (?,?,?,?,?,?,?,?)",

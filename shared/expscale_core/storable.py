@@ -48,9 +48,7 @@ def storable_text(text: str, max_chars: int = DEFAULT_MAX_FIELD_CHARS) -> str:
     return text
 
 
-def storable_value(
-    value: Any, *, max_chars: int = DEFAULT_MAX_FIELD_CHARS, max_depth: int = DEFAULT_MAX_DEPTH
-) -> Any:
+def storable_value(value: Any, *, max_chars: int = DEFAULT_MAX_FIELD_CHARS, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     """``value`` as plain JSON-able data: mappings, lists, strings, numbers, with bounded depth and no cycles.
 
     Foreign objects become their text form (numpy arrays via ``tolist`` when small), bytes are decoded with

@@ -161,7 +161,8 @@ class EdgeExperienceStore:
             raise StoreError(
                 f"not enough free disk for the experience store at {self.path}: {free / 2**20:.1f} MB free, the "
                 f"{what} needs about {need_bytes / 2**20:.1f} MB plus a {self.min_free_mb:g} MB reserve "
-                "(EXPSCALE_STORE__MIN_FREE_MB); free some space: episodes stay queued and are learned once there is room"
+                "(EXPSCALE_STORE__MIN_FREE_MB); free some space: episodes stay queued and are learned once there "
+                "is room"
             )
 
     def _record_bytes(self, experiences: Iterable[Experience]) -> int:
