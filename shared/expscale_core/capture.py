@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from expscale_core.episode import (
     Episode,
     ErrorStep,
@@ -27,6 +29,7 @@ from expscale_core.episode import (
     utcnow,
 )
 from expscale_core.scope import Scope
+from expscale_core.storable import storable_model
 
 if TYPE_CHECKING:
     from expscale_core.engine import ExperienceEngine
@@ -38,23 +41,33 @@ Redactor = Callable[[str], str]
 
 
 def redact_episode(episode: Episode, redact: Redactor) -> Episode:
-    """Apply ``redact`` to every string in the episode (input, output, steps, outcome, metadata)."""
+    """Apply ``redact`` to every string in the episode: input, output, steps, outcome and metadata, the keys
+    of captured mappings included. Only the model's own bookkeeping is left alone (ids, step types, scope)."""
+    return _redact_model(episode, redact)
 
-    def walk(value: Any) -> Any:
-        if isinstance(value, str):
-            return redact(value)
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        if isinstance(value, dict):
-            return {
-                k: (v if k in ("id", "type", "role", "status", "started_at", "ended_at", "at") else walk(v))
-                for k, v in value.items()
-            }
-        return value
 
-    data = episode.model_dump(mode="json")
-    scope = data.pop("scope")
-    return Episode.model_validate({**walk(data), "scope": scope, "id": episode.id})
+_BOOKKEEPING = frozenset({"id", "type", "scope"})
+
+
+def _redact_model(model: Any, redact: Redactor) -> Any:
+    update = {
+        name: _redact_value(getattr(model, name), redact)
+        for name in type(model).model_fields
+        if name not in _BOOKKEEPING
+    }
+    return model.model_copy(update=update)
+
+
+def _redact_value(value: Any, redact: Redactor) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, BaseModel):
+        return _redact_model(value, redact)
+    if isinstance(value, list):
+        return [_redact_value(v, redact) for v in value]
+    if isinstance(value, dict):  # a key can carry a secret as well as a value ({"sk-...": "prod"})
+        return {(redact(k) if isinstance(k, str) else k): _redact_value(v, redact) for k, v in value.items()}
+    return value
 
 
 def episodes_from_messages(
@@ -277,8 +290,8 @@ class EpisodeRecorder:
             if input and not episode.input:
                 episode.input = input
             episode.ended_at = utcnow()
-            if self.redact is not None:
-                episode = redact_episode(episode, self.redact)
+            if self.redact is not None:  # on a storable copy: captured values may hold cycles
+                episode = redact_episode(storable_model(episode), self.redact)
             self._record(episode)
             return episode
         except Exception:

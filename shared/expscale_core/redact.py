@@ -10,14 +10,56 @@ from typing import Literal
 __all__ = ["BUILTIN_PATTERNS", "BuiltinPattern", "build_redactor", "redact_text"]
 
 BuiltinPattern = Literal["api_keys", "emails", "cards"]
-_KEYS = re.compile(
-    r"\b(sk-(proj-|ant-)?[A-Za-z0-9_\-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abpr]-[A-Za-z0-9-]{10,}|"
-    r"AIza[0-9A-Za-z_\-]{35})\b|(?i:\bbearer\s+[A-Za-z0-9._~+/\-]{20,}=*)"
+_KEY = "[REDACTED_KEY]"
+
+# Credentials by their published formats (the shapes secret scanners such as detect-secrets and gitleaks look
+# for), then by where they sit (a URL's password, a connection string's key, an assignment to a secret-named
+# variable). Each names what it is for; tests/test_secret_corpus.py measures them on 25 formats.
+_SECRET_TOKENS = re.compile(
+    "|".join(
+        [
+            r"-----BEGIN[A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END[A-Z ]*PRIVATE KEY-----|\Z)",  # PEM private keys
+            r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",  # AWS access key ids
+            r"\bsk-(?:proj-|ant-(?:api|admin)\d\d-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}",  # OpenAI, Anthropic
+            r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}\b",  # Stripe secret, restricted and publishable keys
+            r"\bgh[pousr]_[A-Za-z0-9]{30,}\b|\bgithub_pat_[A-Za-z0-9_]{40,}\b",  # GitHub tokens
+            r"\bglpat-[A-Za-z0-9_\-]{20,}\b",  # GitLab personal access tokens
+            r"\bxox[abposr]-[A-Za-z0-9-]{10,}",  # Slack tokens
+            r"https://hooks\.slack\.com/services/[A-Za-z0-9/_\-]+",  # Slack incoming webhooks
+            r"\bAIza[0-9A-Za-z_\-]{35}\b",  # Google API keys
+            r"\bya29\.[0-9A-Za-z_\-]{20,}",  # Google OAuth access tokens
+            r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWTs
+            r"\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}",  # SendGrid
+            r"\bSK[0-9a-f]{32}\b",  # Twilio API keys
+            r"\bnpm_[A-Za-z0-9]{36}\b",  # npm tokens
+            r"\bpypi-[A-Za-z0-9_\-]{50,}",  # PyPI API tokens
+            r"\bhf_[A-Za-z0-9]{30,}\b",  # Hugging Face tokens
+            r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b",  # Shopify tokens
+            r"\bdop_v1_[a-f0-9]{64}\b",  # DigitalOcean tokens
+            r"\b\d{8,10}:AA[A-Za-z0-9_\-]{33}\b",  # Telegram bot tokens
+            r"\b[MN][A-Za-z\d]{23,25}\.[\w-]{6}\.[\w-]{27,}",  # Discord bot tokens
+            r"(?i:\bbearer\s+[A-Za-z0-9._~+/\-]{20,}=*)",  # HTTP bearer tokens
+        ]
+    )
 )
+# What precedes the secret is kept (a URL's user, a setting's name), so the text still reads.
+_SECRET_SLOTS = re.compile(
+    r"(?P<keep>\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:)[^\s@/]+(?=@)"  # a URL's password: scheme://user:PASSWORD@
+    r"|(?P<keep2>(?i:\b(?:password|passwd|pwd|accountkey|sharedaccesskey|secret|client_secret|api_?key|access_?key"
+    r"|secret_?key|auth_?token|access_?token|private_?key|aws_secret_access_key)\b)[\"']?\s*[:=]\s*[\"']?)"
+    r"[^\s\"';,]{6,}"  # password=..., "api_key": "...", AccountKey=...;
+)
+
+
+def _redact_secrets(text: str) -> str:
+    text = _SECRET_TOKENS.sub(_KEY, text)
+    return _SECRET_SLOTS.sub(lambda m: (m.group("keep") or m.group("keep2")) + _KEY, text)
+
+
 _EMAILS = re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
 _CARDS = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 BUILTIN_PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
-    "api_keys": (_KEYS, "[REDACTED_KEY]"),
+    "api_keys": (_SECRET_TOKENS, _KEY),
     "emails": (_EMAILS, "[REDACTED_EMAIL]"),
     "cards": (_CARDS, "[REDACTED_CARD]"),
 }
@@ -48,6 +90,8 @@ def redact_text(text: str, patterns: Sequence[str]) -> str:
         pattern, placeholder = BUILTIN_PATTERNS[name]
         if name == "cards":
             text = pattern.sub(_card_or_not, text)
+        elif name == "api_keys":
+            text = _redact_secrets(text)
         else:
             text = pattern.sub(placeholder, text)
     return text
