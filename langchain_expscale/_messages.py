@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.prompt_values import PromptValue
 
-__all__ = ["episode_steps", "message", "reasoning_of", "result_text", "text_of", "to_text"]
+__all__ = ["episode_steps", "message", "output_text", "reasoning_of", "result_text", "text_of", "to_text"]
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 
@@ -72,6 +72,15 @@ def to_text(value: Any) -> str:
         return json.dumps(value, default=str, ensure_ascii=False)
     except (TypeError, ValueError):
         return str(value)
+
+
+def output_text(value: Any) -> str:
+    """A readable string for a run's output: for messages (an agent's or a graph's state), the last answer."""
+    messages = value.get("messages") if isinstance(value, Mapping) else value
+    if isinstance(messages, Sequence) and messages and all(isinstance(v, BaseMessage) for v in messages):
+        answers = [v for v in messages if isinstance(v, AIMessage)]
+        return text_of((answers or list(messages))[-1].content)
+    return to_text(value)
 
 
 def result_text(response: LLMResult) -> tuple[str, str | None, list[dict[str, Any]]]:

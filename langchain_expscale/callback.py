@@ -13,7 +13,7 @@ from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
-from langchain_expscale._messages import message, result_text, to_text
+from langchain_expscale._messages import message, output_text, result_text, to_text
 
 if TYPE_CHECKING:
     from expscale_core import ExperienceEngine
@@ -90,7 +90,7 @@ class ExperienceCallbackHandler(BaseCallbackHandler):
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         rid = _text_id(run_id)
         if self.recorder.is_open(rid):  # only a root's output is the episode's; nested ends cost a lookup
-            self.recorder.end(rid, output=to_text(outputs), input=_streamed_input(kwargs))
+            self.recorder.end(rid, output=output_text(outputs), input=_streamed_input(kwargs))
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self.recorder.error(_text_id(run_id), error)

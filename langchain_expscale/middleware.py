@@ -72,10 +72,28 @@ class ExperienceMiddleware(AgentMiddleware[ExperienceState, Any]):
         self.token_budget = token_budget
         self.capture = capture
 
+    def _handler_episode(self) -> str | None:
+        """The episode an :class:`ExperienceCallbackHandler` of this engine, attached to this run, is recording:
+        then that handler captures the run (with every callback event), and this middleware records nothing."""
+        from langgraph.config import get_config
+
+        from langchain_expscale.callback import ExperienceCallbackHandler
+
+        try:
+            callbacks = get_config().get("callbacks")
+        except RuntimeError:  # not inside a graph run
+            return None
+        parent = getattr(callbacks, "parent_run_id", None)
+        for handler in getattr(callbacks, "handlers", None) or []:
+            if isinstance(handler, ExperienceCallbackHandler) and handler.engine is self.engine and parent:
+                return handler.episode_id(parent)
+        return None
+
     def before_agent(self, state: ExperienceState, runtime: Runtime[Any]) -> dict[str, Any] | None:
         messages = state["messages"]
         task = next((text_of(m.content) for m in reversed(messages) if isinstance(m, HumanMessage)), "")
-        episode_id = str(uuid.uuid4())
+        captured_by = self._handler_episode()
+        episode_id = captured_by or str(uuid.uuid4())
         block = ""
         try:
             hits = self.engine.retrieve(
@@ -85,7 +103,12 @@ class ExperienceMiddleware(AgentMiddleware[ExperienceState, Any]):
         except ExpscaleError as exc:
             log.warning("expscale: retrieval failed, running the agent without experience: %s", exc)
         start = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=0)
-        return {"expscale_episode_id": episode_id, "expscale_experience": block, "expscale_start": start}
+        # start -1: the callback handler records this run; one capture per run whatever the combination.
+        return {
+            "expscale_episode_id": episode_id,
+            "expscale_experience": block,
+            "expscale_start": -1 if captured_by else start,
+        }
 
     def _with_experience(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
         block = (request.state or {}).get("expscale_experience")
@@ -142,6 +165,8 @@ class ExperienceMiddleware(AgentMiddleware[ExperienceState, Any]):
 
     def _record(self, state: Any, *, failure: Exception | None = None, tool_call: Any = None) -> None:
         if not self.capture or not isinstance(state, dict) or "expscale_episode_id" not in state:
+            return
+        if state.get("expscale_start", 0) < 0:  # an ExperienceCallbackHandler on the run records it
             return
         try:
             messages = state["messages"][state.get("expscale_start", 0) :]

@@ -441,3 +441,14 @@ def test_agent_middleware_records_a_failed_run_with_its_error(engine: Experience
         (call_step,) = [s for s in episode.steps if isinstance(s, ToolStep) and s.error]
         assert call_step.tool == "lookup" and call_step.input == {"order": "A-7"}
     engine.feedback(episode_id, -1, correction="When the orders service is down, say so and offer a callback.")
+
+
+def test_middleware_and_callback_handler_together_capture_a_run_once(engine: ExperienceEngine) -> None:
+    handler = ExperienceCallbackHandler(engine)
+    model = _agent_model(AIMessage(content="Hello there."))
+    agent = create_agent(model, tools=[], middleware=[ExperienceMiddleware(engine)])
+    result = agent.invoke({"messages": [{"role": "user", "content": "hello"}]}, config={"callbacks": [handler]})
+    engine.flush()
+    (episode,) = [e for e, _, _ in engine.queue.list()]
+    assert episode.id == result["expscale_episode_id"]  # the id feedback takes is the one that was recorded
+    assert episode.output is not None and "Hello there." in episode.output
