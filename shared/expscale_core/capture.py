@@ -43,7 +43,8 @@ Redactor = Callable[[str], str]
 def redact_episode(episode: Episode, redact: Redactor) -> Episode:
     """Apply ``redact`` to every string in the episode: input, output, steps, outcome and metadata, the keys
     of captured mappings included. Only the model's own bookkeeping is left alone (ids, step types, scope)."""
-    return _redact_model(episode, redact)
+    redacted: Episode = _redact_model(episode, redact)
+    return redacted
 
 
 _BOOKKEEPING = frozenset({"id", "type", "scope"})
