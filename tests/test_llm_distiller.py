@@ -47,7 +47,7 @@ def test_structured_request_with_handles_not_uuids_and_mapping_back() -> None:
     server = ScriptedLLM([_out(_cand("SUPERSEDE", 1, "The v2 API replaced v1."), _cand("NOOP", 2, ""))])
     distiller = LLMDistiller(OpenAILLM(server.client, model="m"))
     existing = _existing()
-    decisions = distiller.distill(Episode(input="call the API", output="done", outcome=Outcome(score=1)), existing)
+    decisions = distiller.distill(Episode(input="call the API", output="done"), existing)  # no verdict: prompt v2
     assert [d.action for d in decisions] == [Action.SUPERSEDE, Action.NOOP]
     assert decisions[0].target_id == existing[0][0].id and decisions[1].target_id == existing[1][0].id
     body = server.requests[0].body
@@ -56,30 +56,28 @@ def test_structured_request_with_handles_not_uuids_and_mapping_back() -> None:
     prompt = server.requests[0].prompt_text
     assert "[1] (fact) The v1 API is current." in prompt
     assert not UUID_RE.search(prompt), "stored ids must never reach the model"
-    assert distiller.prompt_version == "distill.v2"
+    assert distiller.prompt_version == "distill.v2+rule.v3"
 
 
 def test_success_and_failure_are_distilled_differently() -> None:
     server = ScriptedLLM([_out()])
-    distiller = LLMDistiller(OpenAILLM(server.client, model="m"))
+    distiller = LLMDistiller(OpenAILLM(server.client, model="m"), replay=False)
     distiller.distill(Episode(input="q", output="a", outcome=Outcome(score=1)), [])
+    distiller.distill(Episode(input="q", output="a", outcome=Outcome(score=-1, correction="b")), [])
     distiller.distill(
         Episode(
             input="q",
             output="a",
-            outcome=Outcome(score=-1, comment="wrong", correction="b"),
+            outcome=Outcome(score=-1, comment="wrong"),
             steps=[ToolStep(tool="search", input="q", error="timeout")],
         ),
         [],
     )
-    ok, bad = (r.prompt_text for r in server.requests)
-    assert "SUCCEEDED" in ok and "FAILED" not in ok
-    assert (
-        "FAILED" in bad
-        and "CORRECT ANSWER / FIX (this is right): b" in bad
-        and "WRONG ANSWER" in bad
-        and "tool search" in bad
-    )
+    ok, corrected, bad = (r.prompt_text for r in server.requests[::2][:2] + [server.requests[-1]])
+    assert "Answer the user confirmed (RIGHT): a" in ok and "WRONG" not in ok
+    assert "Assistant's answer (WRONG): a" in corrected and "User's correction (RIGHT): b" in corrected
+    # Without a correction there is nothing verified to generalise: the model's own lessons (prompt v2).
+    assert "FAILED" in bad and "WRONG ANSWER" in bad and "tool search" in bad
 
 
 def test_invalid_output_is_retried_once_with_the_error() -> None:
@@ -231,3 +229,86 @@ def test_a_400_about_the_request_does_not_switch_structured_output_off() -> None
         llm.generate("s", "u" * 2000, _Schema)
     assert llm.generate("s", "short", _Schema).answer == "ok"
     assert server.requests[-1].body["response_format"]["type"] == "json_schema", "still structured"
+
+
+# -- with a verdict: the verbatim lesson is the floor, the model adds the rule ---------------------------------
+
+
+def _rule(rule: str, *applies: str) -> str:
+    return json.dumps({"rule": rule, "applies_to": list(applies)})
+
+
+_DATE = Episode(
+    input="Write the date March 5, 2025 for the release note.",
+    output="March 5, 2025",
+    outcome=Outcome(score=-1, correction="2025-03-05"),
+)
+
+
+def test_a_correction_keeps_its_verbatim_lesson_and_adds_the_replayed_rule() -> None:
+    server = ScriptedLLM(
+        [_rule("Write every date as YYYY-MM-DD.", "Date for the changelog?"), json.dumps({"answer": "2025-03-05"})]
+    )
+    decisions = LLMDistiller(OpenAILLM(server.client, model="m")).distill(_DATE, [])
+    verbatim, rule = decisions
+    assert verbatim.content is not None and "2025-03-05" in verbatim.content
+    assert rule.action is Action.ADD and rule.content == (
+        "Write every date as YYYY-MM-DD. Example: “Write the date March 5, 2025 for the release note.” → 2025-03-05"
+    )
+    assert rule.applicability == "Date for the changelog?"
+    replay = server.requests[1]
+    assert "Write every date as YYYY-MM-DD." in replay.prompt_text and "2025-03-05" not in replay.prompt_text
+
+
+_TICKET = Episode(
+    input="What is the ticket name for incident 42?", output="INC-042", outcome=Outcome(score=-1, correction="INC-00042")
+)
+
+
+@pytest.mark.parametrize(
+    ("episode", "reply", "why"),
+    [
+        (_DATE, _rule("Cut boards to length in millimetres, rounded down."), "instructions"),  # the prompt's example
+        (_TICKET, _rule("Name incident tickets like INC-042."), "wrong answer"),  # the labelled wrong answer
+        (_DATE, _rule("Write 2025-03-05 on the note."), "this one case"),  # the instance, not a rule
+        (_TICKET, _rule("Pad incident numbers to 5 digits, as in INC-31337."), "neither the request"),  # invented
+    ],
+)
+def test_a_rule_that_fails_a_guard_gets_one_retry_then_the_verbatim_lesson_stands_alone(
+    episode: Episode, reply: str, why: str
+) -> None:
+    server = ScriptedLLM([reply])
+    decisions = LLMDistiller(OpenAILLM(server.client, model="m")).distill(episode, [])
+    assert len(server.requests) == 2, "one corrective retry, no replay"
+    assert why in server.requests[1].messages[-1]["content"]
+    (verbatim,) = decisions
+    assert verbatim.content is not None and episode.outcome is not None
+    assert episode.outcome.correction in verbatim.content
+
+
+def test_a_rule_that_does_not_reproduce_the_correction_is_not_admitted() -> None:
+    server = ScriptedLLM([_rule("Write dates in words, month first."), json.dumps({"answer": "March 5th, 2025"})])
+    decisions = LLMDistiller(OpenAILLM(server.client, model="m")).distill(_DATE, [])
+    assert len(decisions) == 1 and len(server.requests) == 2
+
+
+def test_a_repeated_rule_adds_its_example_and_keeps_the_stored_wording() -> None:
+    stored = Experience(
+        kind="strategy",
+        content="Write every date as YYYY-MM-DD. Example: “Date for 9 January 2027?” → 2027-01-09",
+        applicability="Date for the changelog?",
+    )
+    server = ScriptedLLM([_rule("Always write every date as YYYY-MM-DD.", "Invoice date?"), '{"answer": "2025-03-05"}'])
+    decisions = LLMDistiller(OpenAILLM(server.client, model="m")).distill(_DATE, [(stored, 0.8)])
+    update = decisions[-1]
+    assert update.action is Action.UPDATE and update.target_id == stored.id
+    assert update.content == (
+        "Write every date as YYYY-MM-DD. Examples: “Date for 9 January 2027?” → 2027-01-09; "
+        "“Write the date March 5, 2025 for the release note.” → 2025-03-05"
+    )
+    assert update.applicability == "Date for the changelog?; Invoice date?"
+    # The same episode again (a retry) adds nothing.
+    again = stored.model_copy(update={"content": update.content})
+    server = ScriptedLLM([_rule("Write every date as YYYY-MM-DD."), '{"answer": "2025-03-05"}'])
+    decisions = LLMDistiller(OpenAILLM(server.client, model="m")).distill(_DATE, [(again, 0.8)])
+    assert decisions[-1].action is Action.NOOP and decisions[-1].target_id == stored.id

@@ -132,7 +132,7 @@ def build_engine(cls: type[ExperienceEngine], settings: ExpscaleSettings | None,
     llm = overrides.pop("llm") if "llm" in overrides else build_llm(settings)
     embedder = overrides.pop("embedder", None) or build_embedder(settings)
     distiller: Distiller = overrides.pop("distiller", None) or (
-        LLMDistiller(llm, prompt_budget_tokens=settings.distill.prompt_budget_tokens)
+        LLMDistiller(llm, prompt_budget_tokens=settings.distill.prompt_budget_tokens, replay=settings.distill.replay)
         if llm is not None
         else RulesDistiller()
     )

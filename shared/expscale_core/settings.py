@@ -131,6 +131,11 @@ class DistillSettings(BaseModel):
         ge=200,
         description="bound on the distill prompt (estimated tokens); fit it to the model's context window",
     )
+    replay: bool = Field(
+        default=True,
+        description="LLM distiller: admit a rule learned from a correction only if the model, given the rule alone, "
+        "answers the original request as corrected (one short extra call per corrected episode)",
+    )
 
 
 class RetrieveSettings(BaseModel):

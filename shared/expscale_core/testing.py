@@ -221,7 +221,7 @@ def make_engine(
         embedder=embedder,
         distiller=distiller
         or (
-            LLMDistiller(llm, prompt_budget_tokens=distill.prompt_budget_tokens)
+            LLMDistiller(llm, prompt_budget_tokens=distill.prompt_budget_tokens, replay=distill.replay)
             if llm is not None
             else RulesDistiller()
         ),

@@ -1,17 +1,45 @@
-"""The LLM distiller: one structured call per episode decides ADD / UPDATE / SUPERSEDE / NOOP."""
+"""The LLM distiller: the verified text is the floor, and the model adds the rule that generalises it.
+
+For an episode with a correction or a confirmed answer, the verbatim lesson (what the rules distiller stores) is
+always kept, and the model is asked for one thing a small model can write well: the general rule behind it, with
+the requests it applies to (:mod:`~expscale_core.distill.lesson`). The rule is guarded against a small model's
+known failures, and, for a correction, admitted only if the model, given the rule alone, now answers the original
+request as corrected (replay). A rule that repeats one already stored adds its example to it instead.
+Episodes without a verdict get the model's own lessons, as before (prompt v2).
+"""
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Collection, Sequence
 
+from pydantic import BaseModel, Field
+
 from expscale_core.distill.base import Action, Decision
+from expscale_core.distill.guards import agrees
+from expscale_core.distill.lesson import (
+    RULE_PROMPT_VERSION,
+    RuleLesson,
+    Taught,
+    compose_rule,
+    parse_rule,
+    rule_prompt,
+    taught,
+)
 from expscale_core.distill.render import DISTILL_PROMPT_VERSION, render_distill_prompt
+from expscale_core.distill.rules import RulesDistiller
 from expscale_core.distill.schema import DistillOutput, distill_output_model
 from expscale_core.episode import Episode
+from expscale_core.errors import LLMOutputError
 from expscale_core.experience import Experience, ExperienceKind
 from expscale_core.llm import LLM
 
 __all__ = ["LLMDistiller", "decisions_from_output"]
+
+log = logging.getLogger(__name__)
+_SAME_RULE = 0.5  # word overlap (Jaccard) above which two rules are one rule, and the new one adds an example
+_REPLAY_SYSTEM = "Answer with a short answer only (a name, date, number, code or phrase).\nThe team's rule: "
 
 
 def decisions_from_output(output: DistillOutput, similar: Sequence[Experience]) -> list[Decision]:
@@ -38,16 +66,23 @@ def decisions_from_output(output: DistillOutput, similar: Sequence[Experience]) 
     return decisions
 
 
+class _Replayed(BaseModel):
+    answer: str = Field(max_length=400)
+
+
 class LLMDistiller:
     """Distills with any :class:`~expscale_core.llm.LLM`, using the versioned prompts.
 
-    One call per episode (plus one corrective retry when the output is unusable). The output schema is
-    built for the call: with no similar experiences listed, the model can only write new lessons.
+    With a verdict: the verbatim lesson, plus one call for the rule (plus the client's corrective retry when a
+    guard rejects it), plus one replay call for a correction when ``replay`` is on. Without: one call (prompt
+    v2) for the model's own lessons.
 
     Args:
         llm: the model.
         prompt_budget_tokens: bound on the whole prompt (estimated tokens); long episodes are shortened
             in the middle, keeping the request, errors, final answer and outcome.
+        replay: admit a rule learned from a correction only if the model, given the rule alone, answers the
+            original request as corrected (``EXPSCALE_DISTILL__REPLAY``).
 
     Example:
         >>> from expscale_core.llm import OpenAILLM
@@ -57,7 +92,7 @@ class LLMDistiller:
         []
     """
 
-    def __init__(self, llm: LLM, *, prompt_budget_tokens: int | None = 1000) -> None:
+    def __init__(self, llm: LLM, *, prompt_budget_tokens: int | None = 1000, replay: bool = True) -> None:
         if prompt_budget_tokens is not None and prompt_budget_tokens < 200:
             raise ValueError(
                 f"prompt_budget_tokens must be >= 200 (or None for no bound), got {prompt_budget_tokens}; "
@@ -65,6 +100,8 @@ class LLMDistiller:
             )
         self.llm = llm
         self.prompt_budget_tokens = prompt_budget_tokens
+        self.replay = replay
+        self._verbatim = RulesDistiller()
 
     @property
     def name(self) -> str:
@@ -72,7 +109,7 @@ class LLMDistiller:
 
     @property
     def prompt_version(self) -> str:
-        return f"distill.{DISTILL_PROMPT_VERSION}"
+        return f"distill.{DISTILL_PROMPT_VERSION}+rule.{RULE_PROMPT_VERSION}"
 
     def distill(
         self,
@@ -82,8 +119,73 @@ class LLMDistiller:
         served: Collection[str] = (),
     ) -> list[Decision]:
         existing = [e for e, _ in similar]
+        t = taught(episode)
+        if t is None:
+            return self._lessons(episode, existing, served)
+        decisions = self._verbatim.distill(episode, similar, served=served)  # the floor, whatever the model says
+        rule = self._rule(t)
+        if rule is None:
+            return decisions
+        if self.replay and t.wrong is not None and not self._replays(t, rule.rule):
+            log.info(
+                "rule %r does not reproduce the correction of %r; keeping the verbatim lesson", rule.rule, t.request
+            )
+            return decisions
+        return [*decisions, _rule_decision(rule, t, existing)]
+
+    def _lessons(self, episode: Episode, existing: list[Experience], served: Collection[str]) -> list[Decision]:
         system, user = render_distill_prompt(episode, existing, served=served, budget_tokens=self.prompt_budget_tokens)
         output = self.llm.generate(
             system, user, distill_output_model(len(existing)), context={"request": episode.input}
         )
         return decisions_from_output(output, existing)
+
+    def _rule(self, t: Taught) -> RuleLesson | None:
+        system, user = rule_prompt(t)
+        try:
+            return self.llm.generate(system, user, RuleLesson, context={"taught": t})
+        except LLMOutputError as exc:  # twice unusable: the verbatim lesson stands alone
+            log.info("no usable rule for %r (%s); keeping the verbatim lesson", t.request, exc)
+            return None
+
+    def _replays(self, t: Taught, rule: str) -> bool:
+        try:
+            replayed = self.llm.generate(_REPLAY_SYSTEM + rule, t.request, _Replayed)
+        except LLMOutputError:
+            return False
+        return agrees(replayed.answer, t.answer)
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9<>]+", text.lower()))
+
+
+def _rule_decision(lesson: RuleLesson, t: Taught, existing: Sequence[Experience]) -> Decision:
+    """ADD the rule with its example, or, when a stored rule says the same, UPDATE that one with this example
+    (its wording is kept: the first rule was admitted, this one only confirms it)."""
+    example = (t.request, t.answer)
+    new_words = _words(lesson.rule)
+    for exp in existing:
+        parsed = parse_rule(exp.content) if exp.kind is ExperienceKind.STRATEGY else None
+        if parsed is None:
+            continue
+        old_rule, examples = parsed
+        old_words = _words(old_rule)
+        if len(new_words & old_words) / max(1, len(new_words | old_words)) < _SAME_RULE:
+            continue
+        if any(q == t.request for q, _ in examples):
+            return Decision(Action.NOOP, target_id=exp.id)
+        phrasings = list(dict.fromkeys([*exp.applicability.split("; "), *lesson.applies_to]))[:4]
+        return Decision(
+            Action.UPDATE,
+            target_id=exp.id,
+            kind=ExperienceKind.STRATEGY,
+            content=compose_rule(old_rule, [*examples, example]),
+            applicability="; ".join(p for p in phrasings if p),
+        )
+    return Decision(
+        Action.ADD,
+        kind=ExperienceKind.STRATEGY,
+        content=compose_rule(lesson.rule, [example]),
+        applicability="; ".join(lesson.applies_to) or t.request,
+    )

@@ -11,6 +11,7 @@ from typing import Literal
 from expscale_core.embed.base import CachedEmbedder, Embedder
 from expscale_core.embed.hashing import HashEmbedder
 from expscale_core.embed.minilm import MiniLMEmbedder
+from expscale_core.eval.conventions import conventions
 from expscale_core.eval.data import Cluster, load_comqa, load_nq_open, load_sample, load_webquestions
 from expscale_core.eval.methods import load_gsm8k, methods
 from expscale_core.eval.readers import LLMReader, OracleReader, Reader
@@ -29,9 +30,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     p = sub.add_parser("eval", parents=[common], help="run the evaluation scenarios and write a report")
     p.add_argument(
         "--scenario",
-        choices=[*SCENARIOS, "methods", "all"],
+        choices=[*SCENARIOS, "methods", "conventions", "all"],
         default="all",
-        help="all = repetitive, related, saturation; methods (GSM8K method transfer) needs --reader llm",
+        help="all = repetitive, related, saturation; methods (GSM8K method transfer) and conventions (house "
+        "rules, in-repo) need --reader llm",
+    )
+    p.add_argument(
+        "--style",
+        choices=["rule", "answer", "both"],
+        default="both",
+        help="conventions: corrections state the rule, give only the answer, or both (one result each)",
     )
     p.add_argument("--reader", choices=["oracle", "llm"], default="oracle")
     p.add_argument("--data", type=Path, default=None, help="folder with comqa/, webquestions/, nq_open/")
@@ -102,6 +110,11 @@ def _factors(args: argparse.Namespace) -> list[int]:
 
 
 def _tasks(scenario: str, args: argparse.Namespace, factor: int = 0) -> tuple[list[Task], str, int | None]:
+    if scenario.startswith("conventions-"):
+        style = scenario.removeprefix("conventions-")
+        tasks = conventions(style="rule" if style == "rule" else "answer", seed=args.seed, limit=args.limit)
+        said = "the rule and the answer" if style == "rule" else "only the right answer"
+        return tasks, f"in-repo house rules, corrections give {said}", None
     if scenario == "methods":
         if args.quick or args.data is None:
             raise ValueError("--scenario methods needs --data with gsm8k/{train,test}.jsonl (GSM8K, MIT license)")
@@ -138,8 +151,8 @@ def _tasks(scenario: str, args: argparse.Namespace, factor: int = 0) -> tuple[li
 
 def _reader(args: argparse.Namespace) -> Reader:
     if args.reader == "oracle":
-        if args.scenario == "methods":
-            raise ValueError("--scenario methods measures a model solving problems: use --reader llm")
+        if args.scenario in ("methods", "conventions"):
+            raise ValueError(f"--scenario {args.scenario} measures a model's answers: use --reader llm")
         return OracleReader()
     if not args.llm_model:
         raise ValueError("--reader llm needs --llm-model (and --llm-base-url for a local server); see the README")
@@ -165,7 +178,7 @@ def _distill_llm(args: argparse.Namespace) -> LLM | None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    if not args.quick and args.data is None:
+    if not args.quick and args.data is None and args.scenario != "conventions":
         raise ValueError("pass --data pointing at the datasets folder, or --quick for the in-repo sample")
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     embedder: Embedder = CachedEmbedder(
@@ -176,6 +189,9 @@ def run(args: argparse.Namespace) -> int:
     for scenario in SCENARIOS if args.scenario == "all" else (args.scenario,):
         if scenario == "saturation":
             runs += [(f"saturation-{f}x", scenario, f) for f in _factors(args)]
+        elif scenario == "conventions":
+            styles = ("rule", "answer") if args.style == "both" else (args.style,)
+            runs += [(f"conventions-{s}", f"conventions-{s}", 0) for s in styles]
         else:
             runs.append((scenario, scenario, 0))
     results: list[ScenarioResult] = []

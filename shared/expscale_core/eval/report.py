@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from expscale_core.eval.runner import ScenarioResult
 
-__all__ = ["markdown_table", "write_plots", "write_report"]
+__all__ = ["comparison_table", "markdown_table", "wilson", "write_plots", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,50 @@ def markdown_table(results: Sequence[ScenarioResult]) -> str:
                 )
         lines.append("")
     for r in results:
+        lines += [f"`{r.scenario}` ({r.reader}), per test:", "", comparison_table(r)]
+    for r in results:
         lines.append(
             f"- `{r.scenario}` ({r.reader}): {r.dataset}; {r.n_tasks} rounds = {r.n_teach} teach + {r.n_test} test "
             f"+ {r.n_flood} flood; embedder {r.embedder}; distiller {r.distiller}; k={r.config.k}, "
             f"budget {r.config.token_budget} tokens, capacity {r.config.capacity or 'none'}; seed {r.seed}; {r.date}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95 % by default) of a proportion: honest at small n and near 0 or 1."""
+    if n == 0:
+        return 0.0, 0.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def comparison_table(result: ScenarioResult, baseline: str = "none") -> str:
+    """Per arm: right answers with the Wilson 95 % interval, tests improved and regressed against ``baseline``
+    (the same test, answered by the baseline arm), and how often the test's own lesson was injected, split by
+    whether the answer was then right (a retrieval failure is not a reading failure)."""
+    base = result.arms.get(baseline)
+    lines = [
+        f"| arm | right | accuracy (95 % CI) | improved / regressed vs {baseline} | own lesson injected "
+        "| right when injected | right when not |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for arm in result.arms.values():
+        n, k = len(arm.test_correct), sum(arm.test_correct)
+        low, high = wilson(k, n)
+        if base is not None and arm is not base and len(base.test_correct) == n:
+            up = sum(a and not b for a, b in zip(arm.test_correct, base.test_correct))
+            down = sum(b and not a for a, b in zip(arm.test_correct, base.test_correct))
+            versus = f"{up} / {down}"
+        else:
+            versus = "–"
+        injected = [c for c, r in zip(arm.test_correct, arm.test_recalled) if r]
+        missed = [c for c, r in zip(arm.test_correct, arm.test_recalled) if not r]
+        lines.append(
+            f"| {arm.arm} | {k}/{n} | {k / max(1, n):.3f} ({low:.2f}–{high:.2f}) | {versus} "
+            f"| {len(injected)}/{n} | {sum(injected)}/{len(injected)} | {sum(missed)}/{len(missed)} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -96,6 +96,10 @@ class ArmResult:
     failed: float = 0.0
     repaired: float = 0.0
     """Share of recorded episodes whose experience needed its bookkeeping repaired."""
+    test_correct: list[bool] = field(default_factory=list)
+    """Per test round, in order: answered right. Compared arm by arm (improved / regressed against none)."""
+    test_recalled: list[bool] = field(default_factory=list)
+    """Per test round: a lesson from its own group was injected (tells retrieval from reading failures)."""
 
 
 @dataclass
@@ -224,13 +228,16 @@ def run_arm(
                 latencies.append(time.perf_counter() - t0)
             memory = engine.format(hits) if engine is not None else ""
             answer = reader.answer(task.question, memory, task.answers)
-            ok = numeric_correct(answer, task.answers) if task.numeric else is_correct(answer, task.answers)
+            if task.expect is not None:
+                ok = task.check(answer)
+            else:
+                ok = numeric_correct(answer, task.answers) if task.numeric else is_correct(answer, task.answers)
             if task.role == "test":
                 correct.append(ok)
                 test_rounds.append(i)
                 sources = {s for h in hits for s in h.experience.provenance.source_episode_ids}
                 recalled.append(any(group_of.get(s) == task.group for s in sources))
-            if engine is not None:
+            if engine is not None and task.learn:
                 engine.record(Episode(id=eid, input=task.question, output=answer))
                 engine.feedback(
                     eid,
@@ -254,6 +261,7 @@ def run_arm(
         if progress is not None:
             progress(1)
     result.wall_s = time.perf_counter() - started
+    result.test_correct, result.test_recalled = list(correct), list(recalled)
     result.n_test = len(correct)
     result.accuracy = sum(correct) / len(correct) if correct else 0.0
     result.recall_at_k = sum(recalled) / len(recalled) if recalled else 0.0

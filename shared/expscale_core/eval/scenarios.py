@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,19 @@ class Task:
     """What the environment's correction says when the answer is wrong (a worked solution); else the answer."""
     numeric: bool = False
     """Checked by final number (math) instead of by answer text."""
+    expect: str | None = None
+    """Checked by this pattern (``re.search``) instead of by answer text: a right answer matches it."""
+    reject: str | None = None
+    """With ``expect``: a right answer does not match this (it named the other queue, say)."""
+    learn: bool = True
+    """Recorded and given feedback; False keeps a test from teaching later tests (it only measures)."""
+
+    def check(self, answer: str) -> bool:
+        if self.expect is not None:
+            return re.search(self.expect, answer) is not None and (
+                self.reject is None or re.search(self.reject, answer) is None
+            )
+        return False
 
 
 def _stream(clusters: Sequence[Cluster], rng: random.Random) -> list[Task]:
