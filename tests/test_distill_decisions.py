@@ -100,7 +100,8 @@ def test_served_lessons_are_shown_to_the_distiller_and_can_be_superseded() -> No
         wrong = _seed(engine, "The VPN uses port 443.", "vpn port questions", Scope())
         engine.retrieve("vpn port questions", episode_id="run-7")
         engine.record(
-            Episode(id="run-7", input="vpn port questions", output="443", outcome=Outcome(score=-1, correction="1194"))
+            # Feedback without a correction: nothing verified to keep verbatim, the model's lessons decide (v2).
+            Episode(id="run-7", input="vpn port questions", output="443", outcome=Outcome(score=-1, comment="wrong"))
         )
         engine.run_pending()
         assert "[1] (served) (fact) The VPN uses port 443." in server.requests[0].prompt_text
@@ -124,7 +125,7 @@ def test_long_episodes_fit_the_prompt_budget_and_keep_request_errors_answer_and_
                 input="export all orders to CSV",
                 steps=steps,
                 output="export failed",
-                outcome=Outcome(score=-1, correction="paginate by 10k rows"),
+                outcome=Outcome(score=-1, comment="too big: paginate by 10k rows"),
             )
         )
         engine.run_pending()

@@ -116,10 +116,15 @@ def test_unusable_llm_output_marks_the_episode_failed_with_raw_output() -> None:
     from expscale_core import OpenAILLM
 
     with make_engine(llm=OpenAILLM(server.client, model="m")) as engine:
-        eid = engine.record(Episode(input="q", output="a", outcome=Outcome(score=1)))
+        eid = engine.record(Episode(input="q", output="a"))  # no verdict: the model's lessons are all there is
         engine.drain(timeout=10)
         assert engine.queue.counts()["failed"] == 1
         assert engine.queue.raw_output(eid) == "I think you should be nicer."
+        # With a verdict, the verbatim lesson is kept whatever the model says: nothing fails.
+        engine.record(Episode(input="capital of Peru?", output="Lima", outcome=Outcome(score=1)))
+        engine.drain(timeout=10)
+        assert engine.queue.counts()["failed"] == 1
+        assert "Lima" in engine.retrieve("capital of Peru?")[0].experience.content
 
 
 def test_llm_distiller_end_to_end_records_provenance() -> None:
@@ -144,7 +149,7 @@ def test_llm_distiller_end_to_end_records_provenance() -> None:
         engine.drain(timeout=10)
         exp = engine.retrieve("large uploads: retry in chunks")[0].experience
         assert exp.provenance.distiller == "llm:tiny"
-        assert exp.provenance.prompt_version == "distill.v2"
+        assert exp.provenance.prompt_version == "distill.v2+rule.v3"
         assert exp.provenance.source_episode_ids == [eid]
         assert engine.stats().llm_calls == 1
 

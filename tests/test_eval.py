@@ -196,7 +196,8 @@ def test_llm_distiller_cost_is_reported_per_distilled_episode() -> None:
     tasks = repetitive(CLUSTERS[:3], seed=1)
     result = run_arm("expscale-norefine", tasks, OracleReader(), EvalConfig(), HashEmbedder(), llm=llm)
     assert result.distilled_episodes == len(tasks)
-    assert result.llm_calls_per_episode == 1.0
+    # A reply that is no rule gets the corrective retry, then the verbatim lesson stands: two calls, no replay.
+    assert result.llm_calls_per_episode == 2.0 and result.llm_calls_per_corrected == 2.0
     assert result.llm_tokens_per_episode > 0
     raw = run_arm("raw", tasks, OracleReader(), EvalConfig(), HashEmbedder(), llm=llm)
     assert raw.llm_calls_per_episode == 0.0, "the raw arm makes no LLM calls"

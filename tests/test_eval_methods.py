@@ -10,7 +10,7 @@ import pytest
 from expscale_core import OpenAILLM
 from expscale_core.eval.methods import load_gsm8k, math_kind, methods, numeric_correct
 from expscale_core.eval.runner import EvalConfig, run_arm
-from expscale_core.testing import HashEmbedder, ScriptedLLM
+from expscale_core.testing import HashEmbedder, RecordedRequest, ScriptedLLM
 
 # Four GSM8K-style records per split in the published format ("#### answer", <<calculator>> annotations).
 _PERCENT = [
@@ -86,12 +86,16 @@ def test_a_distilled_method_transfers_to_unseen_problems_where_a_stored_answer_c
     _write(tmp_path, "train", _PERCENT[:2])
     _write(tmp_path, "test", _PERCENT[2:])
     tasks = methods(load_gsm8k(tmp_path, "train"), load_gsm8k(tmp_path, "test"), seed=3, teach_per_kind=2)
-    lesson = {
-        "kind": "procedure",
-        "content": "To undo a percentage discount, divide the sale price by (1 - rate).",
-        "applicability": "original price after a discount",
-    }
-    server = ScriptedLLM([json.dumps({"candidates": [lesson]})])
+    solved = {q: a.rsplit("#### ", 1)[1] for q, a in _PERCENT}
+
+    def reply(request: RecordedRequest) -> str:
+        system, user = (m["content"] for m in request.messages[:2])
+        if system.startswith("You write down the rule"):  # the rule behind the corrected worked answer
+            rule = "To undo a percentage discount, divide the sale price by (1 - rate)."
+            return json.dumps({"rule": rule, "applies_to": ["original price after a discount"]})
+        return json.dumps({"answer": solved.get(user, "1")})  # the replay, with the rule alone
+
+    server = ScriptedLLM(reply)
     llm = OpenAILLM(server.client, model="tiny")
     config = EvalConfig(min_score=0.05)
     none = run_arm("none", tasks, MethodReader(), config, HashEmbedder())
@@ -99,7 +103,8 @@ def test_a_distilled_method_transfers_to_unseen_problems_where_a_stored_answer_c
     distilled = run_arm("llm", tasks, MethodReader(), config, HashEmbedder(), llm=llm)
     assert none.accuracy == 0.0 and distilled.accuracy == 1.0
     assert rules.accuracy < distilled.accuracy, "the rules arm stores worked answers, not the method"
-    assert distilled.yielded == 1.0 and distilled.failed == 0.0 and distilled.llm_calls_per_episode == 1.0
+    assert distilled.yielded == 1.0 and distilled.failed == 0.0
+    assert distilled.llm_calls_per_corrected == 2.0, "the rule and its replay"
     assert distilled.distill_s_per_episode > 0
 
 

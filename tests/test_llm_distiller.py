@@ -73,7 +73,7 @@ def test_success_and_failure_are_distilled_differently() -> None:
         ),
         [],
     )
-    ok, corrected, bad = (r.prompt_text for r in server.requests[::2][:2] + [server.requests[-1]])
+    ok, corrected, bad = (r.prompt_text for r in [*server.requests[::2][:2], server.requests[-1]])
     assert "Answer the user confirmed (RIGHT): a" in ok and "WRONG" not in ok
     assert "Assistant's answer (WRONG): a" in corrected and "User's correction (RIGHT): b" in corrected
     # Without a correction there is nothing verified to generalise: the model's own lessons (prompt v2).
@@ -261,7 +261,9 @@ def test_a_correction_keeps_its_verbatim_lesson_and_adds_the_replayed_rule() -> 
 
 
 _TICKET = Episode(
-    input="What is the ticket name for incident 42?", output="INC-042", outcome=Outcome(score=-1, correction="INC-00042")
+    input="What is the ticket name for incident 42?",
+    output="INC-042",
+    outcome=Outcome(score=-1, correction="INC-00042"),
 )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from expscale_core.experience import Experience, ScoredExperience
+from expscale_core.distill.lesson import parse_rule, verified_example
+from expscale_core.experience import Experience, ExperienceKind, ScoredExperience
 from expscale_core.scoring import blend_score, count_tokens, recency, utility_from_counts
 from expscale_core.screen import escape_block_text
 from expscale_core.settings import RetrieveSettings
@@ -39,8 +40,22 @@ def rank(
 
 
 def render_experience(exp: Experience) -> str:
-    """One experience as a line of advice, situation first: ``[kind] (when: applicability) content``."""
+    """One experience as a line of advice, situation first: ``[kind] (when: applicability) content``.
+
+    Lessons learned from corrections and confirmed answers read as what they are, a rule with its worked
+    example or a worked example alone: ``[rule] ... (e.g. “request” → answer)``, ``[example] “request” → answer``.
+    Measured with a small reader, the templates they replace ("The correct answer is: …", the quoted wrong
+    answer) were copied into answers instead of applied.
+    """
     # Lessons are data: one line each, with no angle brackets that could close the block or open a role tag.
+    rule = parse_rule(exp.content) if exp.kind is ExperienceKind.STRATEGY else None
+    if rule is not None:
+        stated, examples = rule
+        shown = "; ".join(f"“{q}” → {a}" for q, a in examples)
+        return escape_block_text(f"[rule] {stated} (e.g. {shown})")
+    verified = verified_example(exp.content, exp.applicability)
+    if verified is not None:
+        return escape_block_text(f"[example] “{verified[0]}” → {verified[1]}")
     when = f"(when: {escape_block_text(exp.applicability)}) " if exp.applicability else ""
     return f"[{exp.kind.value}] {when}{escape_block_text(exp.content)}"
 

@@ -58,7 +58,7 @@ def lesson_problems(
         if t not in known and any(c.isdigit() for c in t) and not re.fullmatch(r"\d", t)
     }
     if wrong_answer:
-        from_wrong = specific_tokens(wrong_answer) - known
+        from_wrong = {t for t in specific_tokens(wrong_answer) - known if not re.fullmatch(r"\d", t)}
         leaked = sorted(t for t in specific_tokens(text) if t in from_wrong)
         if leaked:
             problems.append(f"it repeats the wrong answer's {', '.join(leaked)}; the correction is what is right")

@@ -25,6 +25,7 @@ __all__ = [
     "parse_rule",
     "rule_prompt",
     "taught",
+    "verified_example",
 ]
 
 RULE_PROMPT_VERSION = "v3"
@@ -36,11 +37,22 @@ _FIELD = 300
 @dataclass(frozen=True)
 class Taught:
     """What an episode verifiably teaches: the request and the right answer (a correction, or a confirmed output),
-    and the wrong answer when there was one."""
+    and the wrong answer when there was one. ``others``: verified examples of the same kind already stored, from
+    which, with this one, a rule can be induced that no single instance states ("grow and refine")."""
 
     request: str
     answer: str
     wrong: str | None
+    others: tuple[tuple[str, str], ...] = ()
+
+
+_VERIFIED = re.compile(r"^The (?:correct|verified) answer is: (?P<answer>.*?)(?: \(not “.*”\))?\.$", re.S)
+
+
+def verified_example(content: str, applicability: str) -> tuple[str, str] | None:
+    """(request, answer) of a verbatim lesson (what the rules distiller stores for a verdict); else None."""
+    found = _VERIFIED.match(content) if applicability else None
+    return (applicability, found.group("answer")) if found else None
 
 
 def taught(episode: Episode) -> Taught | None:
@@ -71,7 +83,12 @@ class RuleLesson(BaseModel):
         rule = " ".join(value.split())
         t = info.context.get("taught") if isinstance(info.context, dict) else None
         if isinstance(t, Taught):
-            problems = lesson_problems(rule, request=t.request, correction=t.answer, wrong_answer=t.wrong)
+            problems = lesson_problems(
+                rule,
+                request=" ".join([t.request, *(q for q, _ in t.others)]),
+                correction=" ".join([t.answer, *(a for _, a in t.others)]),
+                wrong_answer=t.wrong,
+            )
             if problems:
                 raise ValueError("; ".join(problems))
         return rule
@@ -79,7 +96,8 @@ class RuleLesson(BaseModel):
 
 def rule_prompt(t: Taught) -> tuple[str, str]:
     """The (system, user) messages asking for the rule behind ``t``."""
-    lines = [f"Request: {_cut(t.request)}"]
+    lines = [f"Confirmed example of the same kind: “{_cut(q, 160)}” → {_cut(a, 160)}" for q, a in t.others]
+    lines.append(f"Request: {_cut(t.request)}")
     if t.wrong is not None:
         lines += [f"Assistant's answer (WRONG): {_cut(t.wrong)}", f"User's correction (RIGHT): {_cut(t.answer)}"]
     else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 
 from pydantic import BaseModel, Field
 
@@ -26,6 +27,7 @@ from expscale_core.distill.lesson import (
     parse_rule,
     rule_prompt,
     taught,
+    verified_example,
 )
 from expscale_core.distill.render import DISTILL_PROMPT_VERSION, render_distill_prompt
 from expscale_core.distill.rules import RulesDistiller
@@ -38,6 +40,7 @@ from expscale_core.llm import LLM
 __all__ = ["LLMDistiller", "decisions_from_output"]
 
 log = logging.getLogger(__name__)
+_SAME_KIND = 0.6  # an episode this similar to a stored verified example may share its rule
 _SAME_RULE = 0.5  # word overlap (Jaccard) above which two rules are one rule, and the new one adds an example
 _REPLAY_SYSTEM = "Answer with a short answer only (a name, date, number, code or phrase).\nThe team's rule: "
 
@@ -123,6 +126,7 @@ class LLMDistiller:
         if t is None:
             return self._lessons(episode, existing, served)
         decisions = self._verbatim.distill(episode, similar, served=served)  # the floor, whatever the model says
+        t = replace(t, others=_same_kind(t, similar))
         rule = self._rule(t)
         if rule is None:
             return decisions
@@ -156,6 +160,21 @@ class LLMDistiller:
         return agrees(replayed.answer, t.answer)
 
 
+def _same_kind(t: Taught, similar: Sequence[tuple[Experience, float]]) -> tuple[tuple[str, str], ...]:
+    """Up to two verified examples already stored that are close to this request: with them, a rule that one
+    answer alone does not show ("It's 2024-11-15.") can be induced."""
+    out: list[tuple[str, str]] = []
+    for exp, similarity in similar:
+        if similarity < _SAME_KIND:
+            continue
+        example = verified_example(exp.content, exp.applicability)
+        rule = parse_rule(exp.content) if exp.kind is ExperienceKind.STRATEGY else None
+        for q, a in [example] if example else (rule[1] if rule else []):
+            if q != t.request and (q, a) not in out:
+                out.append((q, a))
+    return tuple(out[:2])
+
+
 def _words(text: str) -> set[str]:
     return set(re.findall(r"[a-z0-9<>]+", text.lower()))
 
@@ -165,6 +184,10 @@ def _rule_decision(lesson: RuleLesson, t: Taught, existing: Sequence[Experience]
     (its wording is kept: the first rule was admitted, this one only confirms it)."""
     example = (t.request, t.answer)
     new_words = _words(lesson.rule)
+    for exp in existing:  # this very request already teaches a stored rule (a retry, a repeat): nothing new
+        parsed = parse_rule(exp.content) if exp.kind is ExperienceKind.STRATEGY else None
+        if parsed is not None and any(q == t.request for q, _ in parsed[1]):
+            return Decision(Action.NOOP, target_id=exp.id)
     for exp in existing:
         parsed = parse_rule(exp.content) if exp.kind is ExperienceKind.STRATEGY else None
         if parsed is None:
@@ -173,8 +196,6 @@ def _rule_decision(lesson: RuleLesson, t: Taught, existing: Sequence[Experience]
         old_words = _words(old_rule)
         if len(new_words & old_words) / max(1, len(new_words | old_words)) < _SAME_RULE:
             continue
-        if any(q == t.request for q, _ in examples):
-            return Decision(Action.NOOP, target_id=exp.id)
         phrasings = list(dict.fromkeys([*exp.applicability.split("; "), *lesson.applies_to]))[:4]
         return Decision(
             Action.UPDATE,
@@ -186,6 +207,6 @@ def _rule_decision(lesson: RuleLesson, t: Taught, existing: Sequence[Experience]
     return Decision(
         Action.ADD,
         kind=ExperienceKind.STRATEGY,
-        content=compose_rule(lesson.rule, [example]),
+        content=compose_rule(lesson.rule, [*t.others, example]),
         applicability="; ".join(lesson.applies_to) or t.request,
     )

@@ -85,6 +85,9 @@ class ArmResult:
     distilled_episodes: int = 0
     llm_calls_per_episode: float = 0.0
     llm_tokens_per_episode: float = 0.0
+    llm_calls_per_corrected: float = 0.0
+    """LLM calls per episode that received a correction (the rule, its replay, any corrective retry)."""
+    llm_calls_per_uncorrected: float = 0.0
     retrieve_p50_ms: float = 0.0
     retrieve_p95_ms: float = 0.0
     wall_s: float = 0.0
@@ -212,9 +215,11 @@ def run_arm(
     result = ArmResult(arm, 0.0, 0.0, [], [])
     snapshot_every = max(1, len(tasks) // 40)
     background_s = 0.0
+    calls_by_kind: dict[bool, list[int]] = {True: [], False: []}  # corrected? -> calls of each such round
     started = time.perf_counter()
     for i, task in enumerate(tasks):
         eid = f"round-{i}"
+        ok = True
         if task.role == "flood":
             if engine is not None:
                 engine.record(Episode(id=eid, input=task.question, output=task.answers[0]))
@@ -248,8 +253,12 @@ def run_arm(
                 group_of[eid] = task.group
         if engine is not None:
             t0 = time.perf_counter()
+            calls = llm.usage.calls if llm is not None else 0
             engine.run_pending()
             background_s += time.perf_counter() - t0
+            if llm is not None and (task.role == "flood" or task.learn):
+                corrected = task.role != "flood" and not ok
+                calls_by_kind[corrected].append(llm.usage.calls - calls)
             if arm != "expscale" and config.capacity is not None and i % config.refine_every == 0:
                 _fifo_cap(engine, config.capacity)
         if i % snapshot_every == 0 or i == len(tasks) - 1:
@@ -284,6 +293,12 @@ def run_arm(
             tokens = llm.usage.prompt_tokens + llm.usage.completion_tokens - calls_before[1]
             result.llm_calls_per_episode = calls / max(1, result.distilled_episodes)
             result.llm_tokens_per_episode = tokens / max(1, result.distilled_episodes)
+            for corrected, per_round in calls_by_kind.items():
+                mean = sum(per_round) / max(1, len(per_round))
+                if corrected:
+                    result.llm_calls_per_corrected = mean
+                else:
+                    result.llm_calls_per_uncorrected = mean
         engine.close()
     return result
 
