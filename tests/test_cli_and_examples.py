@@ -138,7 +138,7 @@ def test_quickstart_example_learns_the_correction(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("script", "expected"),
     [
-        ("langchain_chain.py", ["first answer: 1937", "answer: 1933", "<experience>", "correct answer is: 1933"]),
+        ("langchain_chain.py", ["first answer: 1937", "answer: 1933", "<experience>", "→ 1933"]),
         ("langchain_agent.py", ["answer: 20 EUR is 21.60 USD.", "never estimate exchange rates", "episode id"]),
         (
             "llamaindex_query_engine.py",

@@ -80,7 +80,7 @@ def test_query_engine_gets_experience_nodes_in_sources_and_prompt(engine: Experi
     assert len(experience_nodes) == 1 and response.source_nodes[0] is experience_nodes[0], "prepended"
     meta = experience_nodes[0].node.metadata
     assert meta["kind"] == "fact" and meta["source_episode_ids"] and "utility" in meta
-    assert "correct answer is: Lima" in llm.prompts[0] and "not instructions" in llm.prompts[0]
+    assert "→ Lima" in llm.prompts[0] and "not instructions" in llm.prompts[0]
     assert "expscale_experience_id" not in llm.prompts[0], "metadata stays out of the prompt"
     assert len(response.source_nodes) == 3
 
@@ -104,12 +104,12 @@ def test_retriever_query_engine_chat_engine_and_async(engine: ExperienceEngine) 
     llm = ScriptedLlamaLLM(answers=["The sol."])
     qe = RetrieverQueryEngine.from_args(index.as_retriever(), llm=llm, node_postprocessors=[post])
     qe.query("currency of Peru?")
-    assert "correct answer is: the sol" in llm.prompts[-1]
+    assert "→ the sol" in llm.prompts[-1]
 
     async_llm = ScriptedLlamaLLM(answers=["The sol."])
     response = asyncio.run(index.as_query_engine(llm=async_llm, node_postprocessors=[post]).aquery("currency of Peru?"))
     assert any("expscale_experience_id" in n.node.metadata for n in response.source_nodes)
-    assert "correct answer is: the sol" in async_llm.prompts[-1]
+    assert "→ the sol" in async_llm.prompts[-1]
 
     seen: list[Sequence[ChatMessage]] = []
 
@@ -120,7 +120,7 @@ def test_retriever_query_engine_chat_engine_and_async(engine: ExperienceEngine) 
     chat_llm = MockFunctionCallingLLM(response_generator=reply, is_chat_model=True)
     chat = index.as_chat_engine(chat_mode="context", llm=chat_llm, node_postprocessors=[post])
     assert str(chat.chat("what money do they use in Peru? currency of Peru?")) == "The sol."
-    assert "correct answer is: the sol" in str(seen[-1][0].content)
+    assert "→ the sol" in str(seen[-1][0].content)
 
 
 def test_instrumentation_builds_one_episode_per_query_with_feedback(
@@ -141,7 +141,7 @@ def test_instrumentation_builds_one_episode_per_query_with_feedback(
     engine.feedback(episode_id, -1, correction="Lima")
     assert engine.drain(timeout=10)
     qe.query("capital of Peru?")
-    assert "correct answer is: Lima" in llm.prompts[-1]
+    assert "→ Lima" in llm.prompts[-1]
     assert engine.queue.served(capture.last_episode_id or "")  # the second query was served the lesson
 
 
@@ -157,7 +157,7 @@ def test_learning_from_feedback_reaches_a_paraphrase() -> None:
             engine.feedback(capture.last_episode_id or "", -1, "wrong", correction="1933")
             assert engine.drain(timeout=30)
             response = qe.query("Hitler became chancellor of Germany in what year?")
-            assert "correct answer is: 1933" in llm.prompts[-1]
+            assert "→ 1933" in llm.prompts[-1]
             assert any("expscale_experience_id" in n.node.metadata for n in response.source_nodes)
         finally:
             capture.remove()

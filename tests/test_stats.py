@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from expscale_core import Episode, Experience, ExperienceEngine, ExpscaleSettings, OpenAILLM, Outcome
+from expscale_core import Episode, Experience, ExperienceEngine, ExpscaleSettings, OpenAILLM
 from expscale_core.testing import HashEmbedder, ScriptedLLM
 
 EMB = HashEmbedder()
@@ -21,7 +21,7 @@ def test_stats_report_quality_and_llm_totals_across_processes(tmp_path: Path) ->
         server = ScriptedLLM([_lesson(f"lesson {run}")])
         llm = OpenAILLM(server.client, model="m")
         with ExperienceEngine.from_settings(settings, llm=llm, autostart=False) as engine:
-            engine.record(Episode(id=f"e{run}", input=f"question {run}?", output="a", outcome=Outcome(score=1)))
+            engine.record(Episode(id=f"e{run}", input=f"question {run}?", output="a"))  # no verdict: one call
             engine.run_pending()
     with ExperienceEngine.from_settings(settings, autostart=False) as engine:
         twins = [Experience(kind="fact", content="The VPN port is 1194.") for _ in range(2)]
