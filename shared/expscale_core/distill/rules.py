@@ -35,8 +35,9 @@ def answer_lesson(episode: Episode) -> tuple[ExperienceKind, str] | None:
     if outcome is None:
         return None
     if outcome.correction:
-        wrong = f" (not “{_short(episode.output, 120)}”)" if episode.output and not outcome.success else ""
-        return ExperienceKind.FACT, f"The correct answer is: {_sentence(outcome.correction)}{wrong}."
+        # The wrong answer is not kept beside it: small readers copied it, and it teaches nothing the correction
+        # does not (a wrong answer without a correction still becomes a pitfall, below).
+        return ExperienceKind.FACT, f"The correct answer is: {_sentence(outcome.correction)}."
     if outcome.success and episode.output:
         return ExperienceKind.FACT, f"The verified answer is: {_sentence(episode.output)}."
     if not outcome.success and episode.output:
