@@ -415,7 +415,9 @@ class EdgeExperienceStore:
         if not note.exists():
             return
         backup = Path(note.read_text().strip())
-        if backup.exists():
+        if backup.name != "qdrant.pre-edge-backup" and not backup.name.endswith(".pre-edge-backup"):
+            log.warning("ignoring %s: it does not name a migration backup (%s)", note, backup)
+        elif backup.exists():
             shutil.rmtree(backup)
             log.warning("removed the expscale 0.1 migration backup %s: it held text a delete() removed", backup)
         note.unlink()
