@@ -36,6 +36,8 @@ def storable_text(text: str, max_chars: int = DEFAULT_MAX_FIELD_CHARS) -> str:
         >>> storable_text("a" * 10 + "b" * 10, max_chars=12)
         'aaaaa[… 10 characters cut …]bbbbb'
     """
+    if len(text) <= max_chars and text.isascii():  # the common case: nothing to do, checked at C speed
+        return text
     if len(text) > max_chars:
         # Keep the head (the question) and the tail (the conclusion); the middle of a huge dump teaches least.
         half = max(max_chars // 2 - 1, 0)
@@ -113,7 +115,7 @@ def storable_model(model: Any, *, max_chars: int = DEFAULT_MAX_FIELD_CHARS, max_
     """A copy of a pydantic model (an episode and its steps) whose every field is storable; the model itself
     when nothing needed fixing, so the common case allocates nothing."""
     update: dict[str, Any] = {}
-    for name in type(model).model_fields:
+    for name in _field_names(type(model)):
         value = getattr(model, name)
         fixed = _field(value, max_chars, max_depth)
         if fixed is not value:
@@ -121,19 +123,49 @@ def storable_model(model: Any, *, max_chars: int = DEFAULT_MAX_FIELD_CHARS, max_
     return model.model_copy(update=update) if update else model
 
 
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(cls.model_fields)  # type: ignore[attr-defined]
+    return names
+
+
 def _field(value: Any, max_chars: int, max_depth: int) -> Any:
     if isinstance(value, str):
-        fixed = storable_text(value, max_chars)
-        return value if fixed == value else fixed
-    if isinstance(value, _ATOMS):
+        return storable_text(value, max_chars)  # the same object when nothing changed
+    if value is None or isinstance(value, _ATOMS):
+        return value
+    if isinstance(value, dict) and not value:
         return value
     if isinstance(value, BaseModel):
         return storable_model(value, max_chars=max_chars, max_depth=max_depth)
     if isinstance(value, list) and all(isinstance(v, BaseModel) for v in value):
         items = [storable_model(v, max_chars=max_chars, max_depth=max_depth) for v in value]
         return value if all(a is b for a, b in zip(items, value)) else items
+    if _plain(value, max_chars, max_depth):  # JSON-ready already (a tool's dict of strings and numbers)
+        return value
     fixed = storable_value(value, max_chars=max_chars, max_depth=max_depth)
     return value if _same(fixed, value) else fixed
+
+
+def _plain(value: Any, max_chars: int, depth: int) -> bool:
+    """Storable as it is: no copy needed. A cycle runs out of ``depth`` and is then walked properly."""
+    if isinstance(value, str):
+        return len(value) <= max_chars and value.isascii()
+    if value is None or isinstance(value, (bool, int)) or (isinstance(value, float) and value == value):
+        return True
+    if depth <= 0:
+        return False
+    if type(value) is dict:
+        return all(
+            isinstance(k, str) and _plain(k, max_chars, 0) and _plain(v, max_chars, depth - 1) for k, v in value.items()
+        )
+    if type(value) is list:
+        return all(_plain(v, max_chars, depth - 1) for v in value)
+    return False
 
 
 def _same(a: Any, b: Any) -> bool:
