@@ -314,3 +314,10 @@ def test_a_repeated_rule_adds_its_example_and_keeps_the_stored_wording() -> None
     server = ScriptedLLM([_rule("Write every date as YYYY-MM-DD."), '{"answer": "2025-03-05"}'])
     decisions = LLMDistiller(OpenAILLM(server.client, model="m")).distill(_DATE, [(again, 0.8)])
     assert decisions[-1].action is Action.NOOP and decisions[-1].target_id == stored.id
+
+
+def test_a_confirmed_answer_costs_one_call_even_when_its_rule_is_rejected() -> None:
+    server = ScriptedLLM([_rule("Cut boards to length in millimetres, rounded down.")])
+    ok = Episode(input="Ticket name for incident 42?", output="INC-00042", outcome=Outcome(score=1))
+    decisions = LLMDistiller(OpenAILLM(server.client, model="m")).distill(ok, [])
+    assert len(server.requests) == 1 and len(decisions) == 1  # no retry, no replay: the verbatim lesson

@@ -23,6 +23,7 @@ __all__ = [
     "Taught",
     "compose_rule",
     "parse_rule",
+    "rule_problems",
     "rule_prompt",
     "taught",
     "verified_example",
@@ -83,15 +84,20 @@ class RuleLesson(BaseModel):
         rule = " ".join(value.split())
         t = info.context.get("taught") if isinstance(info.context, dict) else None
         if isinstance(t, Taught):
-            problems = lesson_problems(
-                rule,
-                request=" ".join([t.request, *(q for q, _ in t.others)]),
-                correction=" ".join([t.answer, *(a for _, a in t.others)]),
-                wrong_answer=t.wrong,
-            )
+            problems = rule_problems(rule, t)
             if problems:
                 raise ValueError("; ".join(problems))
         return rule
+
+
+def rule_problems(rule: str, t: Taught) -> list[str]:
+    """What the guards find wrong with ``rule`` as the lesson of ``t`` (its stored examples count as its own)."""
+    return lesson_problems(
+        rule,
+        request=" ".join([t.request, *(q for q, _ in t.others)]),
+        correction=" ".join([t.answer, *(a for _, a in t.others)]),
+        wrong_answer=t.wrong,
+    )
 
 
 def rule_prompt(t: Taught) -> tuple[str, str]:

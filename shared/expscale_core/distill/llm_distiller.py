@@ -25,6 +25,7 @@ from expscale_core.distill.lesson import (
     Taught,
     compose_rule,
     parse_rule,
+    rule_problems,
     rule_prompt,
     taught,
     verified_example,
@@ -146,11 +147,20 @@ class LLMDistiller:
 
     def _rule(self, t: Taught) -> RuleLesson | None:
         system, user = rule_prompt(t)
+        corrected = t.wrong is not None
         try:
-            return self.llm.generate(system, user, RuleLesson, context={"taught": t})
-        except LLMOutputError as exc:  # twice unusable: the verbatim lesson stands alone
+            # A correction is worth the corrective retry (the guards' reasons go back to the model); a confirmed
+            # answer is not, so an uncorrected episode costs one call.
+            lesson = self.llm.generate(system, user, RuleLesson, context={"taught": t} if corrected else None)
+        except LLMOutputError as exc:  # unusable: the verbatim lesson stands alone
             log.info("no usable rule for %r (%s); keeping the verbatim lesson", t.request, exc)
             return None
+        if not corrected:
+            problems = rule_problems(lesson.rule, t)
+            if problems:
+                log.info("rule for %r rejected (%s); keeping the verbatim lesson", t.request, "; ".join(problems))
+                return None
+        return lesson
 
     def _replays(self, t: Taught, rule: str) -> bool:
         try:
