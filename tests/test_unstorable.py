@@ -134,3 +134,14 @@ def test_feedback_with_a_lone_surrogate_is_stored() -> None:
         assert got is not None and got.outcome == Outcome(
             score=-1, comment="bad \ufffd", correction="right \ufffd", at=got.outcome.at
         )
+
+
+def test_a_query_with_a_lone_surrogate_retrieves_instead_of_raising() -> None:
+    from expscale_core.embed.minilm import MiniLMEmbedder, default_model_path
+
+    if default_model_path() is None:
+        pytest.skip("the MiniLM model package is not installed")
+    with make_engine(embedder=MiniLMEmbedder()) as engine:
+        engine.record(Episode(input="half an emoji", output="ok", outcome=Outcome(score=1)))
+        assert engine.drain(timeout=20)
+        assert engine.retrieve("half an emoji \ud83d") != []

@@ -234,6 +234,7 @@ class ExperienceEngine:
             raise ValueError(f"k must be >= 1, got {k}")
         if not query.strip():
             return []
+        query = storable_text(query, self.capture_settings.max_field_chars)  # a lone surrogate, a 20 MB paste
         if isinstance(k, bool) or not isinstance(k, int):
             raise TypeError(f"k must be an int, not {type(k).__name__}")
         if min_score is not None and not (isinstance(min_score, (int, float)) and -1.0 <= min_score <= 1.0):

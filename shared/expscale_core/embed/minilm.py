@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from expscale_core.errors import EmbedderError
+from expscale_core.storable import storable_text
 
 __all__ = ["MiniLMEmbedder", "default_model_path"]
 
@@ -134,7 +135,8 @@ class MiniLMEmbedder:
         if not texts:
             return []
         session, tokenizer = self._load()
-        encodings = tokenizer.encode_batch([t[:_MAX_CHARS] if t.strip() else " " for t in texts])
+        # Cut to the window first, then make the text valid UTF-8 (the tokenizer refuses a lone surrogate).
+        encodings = tokenizer.encode_batch([storable_text(t[:_MAX_CHARS]) if t.strip() else " " for t in texts])
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
