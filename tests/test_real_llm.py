@@ -44,7 +44,12 @@ def test_realistic_episodes_each_yield_their_own_transferable_lesson(llm_engine:
     assert sum(r.own_lesson for r in results) >= 0.9 * n, report
     assert sum(r.related_hit for r in results) >= 0.75 * n, report
     usage = llm_engine.llm.usage  # type: ignore[union-attr]
-    assert usage.calls <= 1.1 * n, f"{usage.calls} calls for {n} episodes"
+    # The budget: 2.2 calls per corrected episode (the rule, its replay, a rare retry), 1.1 per other episode.
+    from real_llm_cases import CASES
+
+    corrected = sum(1 for c in CASES if c.episode.outcome is not None and c.episode.outcome.correction)
+    budget = 2.2 * corrected + 1.1 * (n - corrected)
+    assert usage.calls <= budget, f"{usage.calls} calls for {n} episodes ({corrected} corrected), budget {budget}"
     assert usage.prompt_tokens <= 1200 * n, f"{usage.prompt_tokens / n:.0f} prompt tokens per episode"
 
 
