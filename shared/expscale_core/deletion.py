@@ -9,7 +9,7 @@ embedded store compacted, so the bytes are gone from disk when the call returns.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.queue import EpisodeQueue
@@ -65,6 +65,17 @@ class GuardedStore:
         self._tombstones = tombstones
         self._since = tombstones.epoch if since is None else since
         self._vetoed: set[str] = set()
+        # Reads and housekeeping are the store's own.
+        self.ensure_collection = store.ensure_collection
+        self.search = store.search
+        self.get = store.get
+        self.scan = store.scan
+        self.count = store.count
+        self.delete = store.delete
+        self.delete_scope = store.delete_scope
+        self.compact = store.compact
+        self.maintain = store.maintain
+        self.close = store.close
 
     def _allowed(self, exp: Experience) -> bool:
         if self._tombstones.epoch > self._since and self._tombstones.kills(exp, self._since):
@@ -87,59 +98,6 @@ class GuardedStore:
                 kept = [e for e in kept if e.id in present]
             if kept:
                 self._store.update(kept)
-
-    # Reads and housekeeping go straight to the store.
-    def ensure_collection(self, dimension: int) -> None:
-        self._store.ensure_collection(dimension)
-
-    def search(
-        self,
-        vector: Vector,
-        *,
-        scope: Scope,
-        limit: int,
-        min_similarity: float | None = None,
-        statuses: Sequence[ExperienceStatus] = (ExperienceStatus.ACTIVE,),
-        exact_scope: bool = False,
-    ) -> list[tuple[Experience, float]]:
-        return self._store.search(
-            vector,
-            scope=scope,
-            limit=limit,
-            min_similarity=min_similarity,
-            statuses=statuses,
-            exact_scope=exact_scope,
-        )
-
-    def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[tuple[Experience, Vector | None]]:
-        return self._store.get(ids, with_vectors=with_vectors)
-
-    def scan(
-        self,
-        *,
-        scope: Scope | None = None,
-        statuses: Sequence[ExperienceStatus] | None = None,
-        with_vectors: bool = False,
-    ) -> Iterator[tuple[Experience, Vector | None]]:
-        return self._store.scan(scope=scope, statuses=statuses, with_vectors=with_vectors)
-
-    def count(self, *, scope: Scope | None = None, statuses: Sequence[ExperienceStatus] | None = None) -> int:
-        return self._store.count(scope=scope, statuses=statuses)
-
-    def delete(self, ids: Sequence[str]) -> None:
-        self._store.delete(ids)
-
-    def delete_scope(self, scope: Scope) -> int:
-        return self._store.delete_scope(scope)
-
-    def compact(self) -> None:
-        self._store.compact()
-
-    def maintain(self) -> bool:
-        return self._store.maintain()
-
-    def close(self) -> None:
-        self._store.close()
 
 
 def delete_scope(store: ExperienceStore, queue: EpisodeQueue, scope: Scope) -> dict[str, int]:
