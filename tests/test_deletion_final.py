@@ -279,3 +279,20 @@ def test_a_quarantined_correction_retires_nothing() -> None:
         assert statuses == ["active", "quarantined"], statuses
         (served,) = engine.retrieve("What is the VPN port?")
         assert "1194/udp" in served.experience.content
+
+
+def test_a_delete_of_a_claimed_episode_wins_while_its_batch_mate_is_distilled() -> None:
+    distiller = _PausedDistiller()
+    with make_engine(distiller=distiller, autostart=False) as engine:  # type: ignore[arg-type]
+        first = engine.record(
+            Episode(input="Which port does the VPN use?", output="1194/udp", outcome=Outcome(score=1))
+        )
+        second = engine.record(Episode(input="What is the wifi password?", output="tulip", outcome=Outcome(score=1)))
+        worker = threading.Thread(target=engine.run_pending)
+        worker.start()  # claims both, then holds on the first
+        assert distiller.answered.wait(10)
+        engine.delete(episode_id=second)  # claimed, not yet distilled
+        distiller.resume.set()
+        worker.join(20)
+        sources = {s for e, _ in engine.store.scan() for s in e.provenance.source_episode_ids}
+        assert first in sources and second not in sources

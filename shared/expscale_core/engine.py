@@ -351,12 +351,14 @@ class ExperienceEngine:
                 if limit is None
                 else min(self.distill_settings.batch_size, limit - handled)
             )
+            # Noted before the claim: a delete of a claimed episode while its batch-mates are distilled must win too.
+            since = self._tombstones.epoch
             episodes = self.queue.claim(batch_size, ignore_delay=ignore_delay)
             if not episodes:
                 break
             for i, episode in enumerate(episodes):
                 try:
-                    self._distill_one(episode)
+                    self._distill_one(episode, since)
                 except QueueError:
                     self._unreleased.update(e.id for e in episodes[i:])
                     raise
@@ -369,12 +371,12 @@ class ExperienceEngine:
                     progress(1)
         return handled
 
-    def _distill_one(self, episode: Episode) -> None:
+    def _distill_one(self, episode: Episode, since: int) -> None:
         try:
             plan = distill_episode(
                 episode,
                 # a delete() of this episode or its scope from now on wins over what this distillation writes
-                store=GuardedStore(self.store, self._tombstones),
+                store=GuardedStore(self.store, self._tombstones, since),
                 embedder=self.embedder,
                 distiller=self.distiller,
                 served_ids=self.queue.served(episode.id),
