@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from expscale_core.distill.lesson import parse_rule, verified_example
-from expscale_core.experience import Experience, ExperienceKind, ScoredExperience
+from expscale_core.distill.lesson import stored_rule
+from expscale_core.distill.rules import verified_example
+from expscale_core.experience import Experience, ScoredExperience
 from expscale_core.scoring import blend_score, count_tokens, recency, utility_from_counts
 from expscale_core.screen import escape_block_text
 from expscale_core.settings import RetrieveSettings
@@ -48,12 +49,12 @@ def render_experience(exp: Experience) -> str:
     answer) were copied into answers instead of applied.
     """
     # Lessons are data: one line each, with no angle brackets that could close the block or open a role tag.
-    rule = parse_rule(exp.content) if exp.kind is ExperienceKind.STRATEGY else None
+    rule = stored_rule(exp)
     if rule is not None:
         stated, examples = rule
         shown = "; ".join(f"“{q}” → {a}" for q, a in examples)
         return escape_block_text(f"[rule] {stated} (e.g. {shown})")
-    verified = verified_example(exp.content, exp.applicability)
+    verified = verified_example(exp)
     if verified is not None:
         return escape_block_text(f"[example] “{verified[0]}” → {verified[1]}")
     when = f"(when: {escape_block_text(exp.applicability)}) " if exp.applicability else ""

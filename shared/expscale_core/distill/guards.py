@@ -8,7 +8,6 @@ in words the model can act on (they are shown to it for its one corrective retry
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 __all__ = ["agrees", "lesson_problems", "specific_tokens"]
 
@@ -39,14 +38,10 @@ def specific_tokens(text: str) -> set[str]:
     return {t for t in _tokens(text) if any(c.isdigit() for c in t) or (len(t) > 2 and re.search(r"[_\-/=.]", t))}
 
 
-def lesson_problems(
-    rule: str, *, request: str, correction: str | None, wrong_answer: str | None, phrasings: Iterable[str] = ()
-) -> list[str]:
-    """What is wrong with ``rule`` (and the request ``phrasings`` it applies to) as a lesson of this episode;
-    empty when it may be kept."""
+def lesson_problems(rule: str, *, request: str, correction: str | None, wrong_answer: str | None) -> list[str]:
+    """What is wrong with ``rule`` as a lesson of this episode; empty when it may be kept."""
     problems: list[str] = []
-    text = " ".join([rule, *phrasings])
-    lowered = text.lower()
+    lowered = rule.lower()
     if any(p in lowered for p in _PROMPT_PHRASES):
         problems.append("it repeats the instructions' wording instead of stating this episode's lesson")
     known = specific_tokens(request) | specific_tokens(correction or "")
@@ -59,7 +54,7 @@ def lesson_problems(
     }
     if wrong_answer:
         from_wrong = {t for t in specific_tokens(wrong_answer) - known if not re.fullmatch(r"\d", t)}
-        leaked = sorted(t for t in specific_tokens(text) if t in from_wrong)
+        leaked = sorted(t for t in specific_tokens(rule) if t in from_wrong)
         if leaked:
             problems.append(f"it repeats the wrong answer's {', '.join(leaked)}; the correction is what is right")
         invented -= from_wrong

@@ -15,7 +15,9 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from expscale_core.distill.guards import lesson_problems
 from expscale_core.distill.render import load_prompt
+from expscale_core.distill.rules import shorten
 from expscale_core.episode import Episode
+from expscale_core.experience import Experience, ExperienceKind
 
 __all__ = [
     "RULE_PROMPT_VERSION",
@@ -25,8 +27,8 @@ __all__ = [
     "parse_rule",
     "rule_problems",
     "rule_prompt",
+    "stored_rule",
     "taught",
-    "verified_example",
 ]
 
 RULE_PROMPT_VERSION = "v3"
@@ -45,15 +47,6 @@ class Taught:
     answer: str
     wrong: str | None
     others: tuple[tuple[str, str], ...] = ()
-
-
-_VERIFIED = re.compile(r"^The (?:correct|verified) answer is: (?P<answer>.*?)(?: \(not “.*”\))?\.$", re.S)
-
-
-def verified_example(content: str, applicability: str) -> tuple[str, str] | None:
-    """(request, answer) of a verbatim lesson (what the rules distiller stores for a verdict); else None."""
-    found = _VERIFIED.match(content) if applicability else None
-    return (applicability, found.group("answer")) if found else None
 
 
 def taught(episode: Episode) -> Taught | None:
@@ -102,12 +95,12 @@ def rule_problems(rule: str, t: Taught) -> list[str]:
 
 def rule_prompt(t: Taught) -> tuple[str, str]:
     """The (system, user) messages asking for the rule behind ``t``."""
-    lines = [f"Confirmed example of the same kind: “{_cut(q, 160)}” → {_cut(a, 160)}" for q, a in t.others]
-    lines.append(f"Request: {_cut(t.request)}")
+    lines = [f"Confirmed example of the same kind: “{shorten(q, 160)}” → {shorten(a, 160)}" for q, a in t.others]
+    lines.append(f"Request: {shorten(t.request)}")
     if t.wrong is not None:
-        lines += [f"Assistant's answer (WRONG): {_cut(t.wrong)}", f"User's correction (RIGHT): {_cut(t.answer)}"]
+        lines += [f"Assistant's answer (WRONG): {shorten(t.wrong)}", f"User's correction (RIGHT): {shorten(t.answer)}"]
     else:
-        lines.append(f"Answer the user confirmed (RIGHT): {_cut(t.answer)}")
+        lines.append(f"Answer the user confirmed (RIGHT): {shorten(t.answer)}")
     return load_prompt("rule", RULE_PROMPT_VERSION), "\n".join(lines)
 
 
@@ -115,8 +108,13 @@ def compose_rule(rule: str, examples: list[tuple[str, str]]) -> str:
     """The stored lesson: the rule, then its worked examples (newest last, at most three)."""
     shown = examples[-_MAX_EXAMPLES:]
     label = "Example" if len(shown) == 1 else "Examples"
-    body = "; ".join(f"“{_cut(q, 160)}” → {_cut(a, 160)}" for q, a in shown)
+    body = "; ".join(f"“{shorten(q, 160)}” → {shorten(a, 160)}" for q, a in shown)
     return f"{rule.rstrip()} {label}: {body}"
+
+
+def stored_rule(exp: Experience) -> tuple[str, list[tuple[str, str]]] | None:
+    """(rule, examples) of a stored rule lesson; None for any other experience."""
+    return parse_rule(exp.content) if exp.kind is ExperienceKind.STRATEGY else None
 
 
 def parse_rule(content: str) -> tuple[str, list[tuple[str, str]]] | None:
@@ -130,8 +128,3 @@ def parse_rule(content: str) -> tuple[str, list[tuple[str, str]]] | None:
         if sep:
             examples.append((q, a))
     return (parts[0], examples) if examples else None
-
-
-def _cut(text: str, limit: int = _FIELD) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -24,14 +24,13 @@ from expscale_core.distill.lesson import (
     RuleLesson,
     Taught,
     compose_rule,
-    parse_rule,
     rule_problems,
     rule_prompt,
+    stored_rule,
     taught,
-    verified_example,
 )
 from expscale_core.distill.render import DISTILL_PROMPT_VERSION, render_distill_prompt
-from expscale_core.distill.rules import RulesDistiller
+from expscale_core.distill.rules import RulesDistiller, verified_example
 from expscale_core.distill.schema import DistillOutput, distill_output_model
 from expscale_core.episode import Episode
 from expscale_core.errors import LLMOutputError
@@ -177,8 +176,8 @@ def _same_kind(t: Taught, similar: Sequence[tuple[Experience, float]]) -> tuple[
     for exp, similarity in similar:
         if similarity < _SAME_KIND:
             continue
-        example = verified_example(exp.content, exp.applicability)
-        rule = parse_rule(exp.content) if exp.kind is ExperienceKind.STRATEGY else None
+        example = verified_example(exp)
+        rule = stored_rule(exp)
         for q, a in [example] if example else (rule[1] if rule else []):
             if q != t.request and (q, a) not in out:
                 out.append((q, a))
@@ -193,16 +192,12 @@ def _rule_decision(lesson: RuleLesson, t: Taught, existing: Sequence[Experience]
     """ADD the rule with its example, or, when a stored rule says the same, UPDATE that one with this example
     (its wording is kept: the first rule was admitted, this one only confirms it)."""
     example = (t.request, t.answer)
-    new_words = _words(lesson.rule)
-    for exp in existing:  # this very request already teaches a stored rule (a retry, a repeat): nothing new
-        parsed = parse_rule(exp.content) if exp.kind is ExperienceKind.STRATEGY else None
-        if parsed is not None and any(q == t.request for q, _ in parsed[1]):
+    stored = [(exp, parsed) for exp in existing if (parsed := stored_rule(exp)) is not None]
+    for exp, (_, examples) in stored:  # this very request already teaches a stored rule (a retry, a repeat)
+        if any(q == t.request for q, _ in examples):
             return Decision(Action.NOOP, target_id=exp.id)
-    for exp in existing:
-        parsed = parse_rule(exp.content) if exp.kind is ExperienceKind.STRATEGY else None
-        if parsed is None:
-            continue
-        old_rule, examples = parsed
+    new_words = _words(lesson.rule)
+    for exp, (old_rule, examples) in stored:
         old_words = _words(old_rule)
         if len(new_words & old_words) / max(1, len(new_words | old_words)) < _SAME_RULE:
             continue

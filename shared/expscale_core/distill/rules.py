@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Sequence
 
 from expscale_core.distill.base import Action, Decision
@@ -10,10 +11,11 @@ from expscale_core.episode import Episode, ErrorStep, ToolStep
 from expscale_core.experience import Experience, ExperienceKind
 from expscale_core.scoring import normalize_answer
 
-__all__ = ["RulesDistiller"]
+__all__ = ["RulesDistiller", "shorten", "verified_example"]
 
 
-def _short(value: object, limit: int = 300) -> str:
+def shorten(value: object, limit: int = 300) -> str:
+    """``value`` as one line of text (JSON for non-strings), cut at ``limit`` with an ellipsis."""
     text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -21,7 +23,7 @@ def _short(value: object, limit: int = 300) -> str:
 
 def _sentence(value: object) -> str:
     """Shortened, without trailing punctuation, so the template adds exactly one period."""
-    return _short(value).rstrip(" .")
+    return shorten(value).rstrip(" .")
 
 
 def answer_lesson(episode: Episode) -> tuple[ExperienceKind, str] | None:
@@ -41,9 +43,19 @@ def answer_lesson(episode: Episode) -> tuple[ExperienceKind, str] | None:
     if outcome.success and episode.output:
         return ExperienceKind.FACT, f"The verified answer is: {_sentence(episode.output)}."
     if not outcome.success and episode.output:
-        why = f" Feedback: {_short(outcome.comment)}" if outcome.comment else ""
-        return ExperienceKind.PITFALL, f"The answer “{_short(episode.output)}” was wrong.{why}"
+        why = f" Feedback: {shorten(outcome.comment)}" if outcome.comment else ""
+        return ExperienceKind.PITFALL, f"The answer “{shorten(episode.output)}” was wrong.{why}"
     return None
+
+
+_VERIFIED = re.compile(r"^The (?:correct|verified) answer is: (?P<answer>.*?)(?: \(not “.*”\))?\.$", re.S)
+
+
+def verified_example(exp: Experience) -> tuple[str, str] | None:
+    """(request, answer) of a lesson :func:`answer_lesson` wrote (its applicability is the request); else None.
+    Lessons stored before corrections stopped quoting the wrong answer read the same."""
+    found = _VERIFIED.match(exp.content) if exp.applicability else None
+    return (exp.applicability, found.group("answer")) if found else None
 
 
 def error_fix_lessons(episode: Episode) -> list[str]:
@@ -58,14 +70,14 @@ def error_fix_lessons(episode: Episode) -> list[str]:
         elif step.tool in failed:
             bad = failed.pop(step.tool)
             lessons.append(
-                f"Tool {step.tool} failed with input {_short(bad.input, 150)} ({_short(bad.error, 150)}); "
-                f"it worked with input {_short(step.input, 150)}."
+                f"Tool {step.tool} failed with input {shorten(bad.input, 150)} ({shorten(bad.error, 150)}); "
+                f"it worked with input {shorten(step.input, 150)}."
             )
     if episode.outcome is not None and not episode.outcome.success:
         for step in episode.steps:
             if isinstance(step, ErrorStep) and episode.outcome.correction:
                 lessons.append(
-                    f"{step.error_type}: {_short(step.message, 150)} — fix: {_short(episode.outcome.correction)}"
+                    f"{step.error_type}: {shorten(step.message, 150)} — fix: {shorten(episode.outcome.correction)}"
                 )
     return lessons
 
@@ -108,7 +120,7 @@ class RulesDistiller:
         served: Collection[str] = (),
     ) -> list[Decision]:
         decisions: list[Decision] = []
-        applicability = _short(episode.input, 200)
+        applicability = shorten(episode.input, 200)
         lesson = answer_lesson(episode)
         if lesson is not None:
             kind, content = lesson
