@@ -17,7 +17,7 @@ from pathlib import Path
 
 from expscale_core.eval.data import load_comqa, load_nq_open, load_webquestions
 from expscale_core.eval.methods import load_gsm8k
-from expscale_core.screen import screen
+from expscale_core.safety.screen import screen
 
 
 def main() -> None:
@@ -62,7 +62,7 @@ def main() -> None:
 def _llm_screen(sets: dict[str, list[tuple[str, str]]], url: str, model: str, sample: int) -> None:
     import openai
     from expscale_core.llm import OpenAILLM
-    from expscale_core.screen_llm import LLMScreen
+    from expscale_core.safety.screen_llm import LLMScreen
 
     review = LLMScreen(OpenAILLM(openai.OpenAI(base_url=url, api_key="local", timeout=180), model=model))
     total = flagged_total = 0

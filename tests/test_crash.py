@@ -90,7 +90,7 @@ def test_kill_9_during_distillation_loses_nothing_and_duplicates_nothing(tmp_pat
 _IMPORT_CHILD = """
 import sys, time
 from expscale_core import ExperienceEngine, ExpscaleSettings
-from expscale_core.transfer import import_jsonl
+from expscale_core.ops.transfer import import_jsonl
 settings = ExpscaleSettings(data_dir=sys.argv[1], embedder={"provider": "hash"})
 
 def hold_after_first_batch(n):

@@ -252,7 +252,7 @@ def test_embedder_window_cut_keeps_a_huge_query_cheap() -> None:
 
 def test_an_import_line_cannot_take_over_another_scopes_record(tmp_path: Path) -> None:
     from expscale_core import ScopeError
-    from expscale_core.transfer import import_jsonl
+    from expscale_core.ops.transfer import import_jsonl
 
     with make_engine() as engine:
         theirs = Experience(kind="fact", content="Bob's private fact.", scope={"namespace": "bob"})

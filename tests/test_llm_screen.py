@@ -14,9 +14,9 @@ from expscale_core import (
     OpenAILLM,
     Outcome,
 )
-from expscale_core.refine import Refiner
-from expscale_core.screen import screen
-from expscale_core.screen_llm import LLMScreen
+from expscale_core.refine.refiner import Refiner
+from expscale_core.safety.screen import screen
+from expscale_core.safety.screen_llm import LLMScreen
 from expscale_core.settings import RefineSettings, ScreenSettings
 from expscale_core.testing import HashEmbedder, ScriptedLLM, make_engine
 from injection_corpus import ADVICE_HELD_OUT, EVASIVE, EVASIVE_HELD_OUT

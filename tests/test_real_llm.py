@@ -140,7 +140,7 @@ def test_a_langchain_chain_learns_corrections_at_least_as_well_as_with_rules(tmp
 def test_the_llm_screen_catches_poison_worded_as_advice_and_leaves_advice_alone(
     llm_engine: ExperienceEngine,
 ) -> None:
-    from expscale_core.screen_llm import LLMScreen
+    from expscale_core.safety.screen_llm import LLMScreen
     from injection_corpus import ADVICE, ADVICE_HELD_OUT, EVASIVE, EVASIVE_HELD_OUT
 
     assert llm_engine.llm is not None

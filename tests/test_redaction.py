@@ -6,8 +6,8 @@ import uuid
 from pathlib import Path
 
 from expscale_core import Experience, ExperienceEngine, ExpscaleSettings
-from expscale_core.redact import redact_text
-from expscale_core.transfer import import_jsonl
+from expscale_core.capture.redact import redact_text
+from expscale_core.ops.transfer import import_jsonl
 from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from expscale_core import Experience, ExperienceStatus, Scope
 from expscale_core.episode import utcnow
-from expscale_core.refine import dirty_pairs, similar_pairs
+from expscale_core.refine.refiner import dirty_pairs, similar_pairs
 from expscale_core.settings import RefineSettings
 from expscale_core.store.edge import EdgeExperienceStore
 from expscale_core.testing import HashEmbedder, make_engine

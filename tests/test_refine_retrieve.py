@@ -6,7 +6,7 @@ from datetime import timedelta
 import numpy as np
 from expscale_core import Experience, ExperienceStatus, OpenAILLM, Scope, format_experiences
 from expscale_core.episode import utcnow
-from expscale_core.refine import duplicate_clusters, retention_value
+from expscale_core.refine.refiner import duplicate_clusters, retention_value
 from expscale_core.settings import RefineSettings
 from expscale_core.testing import HashEmbedder, ScriptedLLM, make_engine
 
@@ -28,7 +28,7 @@ def test_duplicate_clusters_links_transitively() -> None:
 
 
 def test_similar_pairs_matches_brute_force_in_any_chunk_size() -> None:
-    from expscale_core.refine import similar_pairs
+    from expscale_core.refine.refiner import similar_pairs
 
     rng = np.random.default_rng(0)
     v = rng.normal(size=(40, 8)).astype(np.float32)

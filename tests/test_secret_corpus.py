@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import string
 
-from expscale_core.redact import redact_text
+from expscale_core.capture.redact import redact_text
 
 _R = random.Random(15)
 _AN = string.ascii_letters + string.digits

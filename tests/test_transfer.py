@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from expscale_core import StoreError
 from expscale_core.experience import Experience
+from expscale_core.ops.transfer import import_jsonl
 from expscale_core.store.edge import EdgeExperienceStore
 from expscale_core.testing import make_engine
-from expscale_core.transfer import import_jsonl
 
 
 def test_import_is_all_or_nothing(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 from expscale_core import Episode, Outcome
+from expscale_core.capture.storable import storable_text, storable_value
 from expscale_core.episode import ToolStep
-from expscale_core.queue import EpisodeQueue
-from expscale_core.storable import storable_text, storable_value
+from expscale_core.episodes.queue import EpisodeQueue
 from expscale_core.testing import make_engine
 
 

@@ -6,7 +6,7 @@ retrieve them for new queries, and refine the store over time (arXiv 2509.18771)
 
 from typing import TYPE_CHECKING, Any
 
-from expscale_core.capture import EpisodeRecorder, episodes_from_messages, redact_episode
+from expscale_core.capture.recorder import EpisodeRecorder, episodes_from_messages, redact_episode
 from expscale_core.distill import Action, Decision, Distiller, LLMDistiller, RulesDistiller
 from expscale_core.embed import CachedEmbedder, Embedder, HashEmbedder, MiniLMEmbedder, OpenAIEmbedder
 from expscale_core.engine import EngineStats, ExperienceEngine
@@ -21,6 +21,7 @@ from expscale_core.episode import (
     RetrievalStep,
     ToolStep,
 )
+from expscale_core.episodes.queue import EpisodeQueue
 from expscale_core.errors import (
     CollectionMismatchError,
     ConfigError,
@@ -41,10 +42,9 @@ from expscale_core.experience import (
     ScoredExperience,
 )
 from expscale_core.llm import LLM, OpenAILLM
-from expscale_core.queue import EpisodeQueue
-from expscale_core.refine import RefineReport
-from expscale_core.retrieve import DEFAULT_HEADER, format_experiences, render_experience
+from expscale_core.refine.refiner import RefineReport
 from expscale_core.scope import Scope
+from expscale_core.serve.retrieve import DEFAULT_HEADER, format_experiences, render_experience
 from expscale_core.settings import ExpscaleSettings
 from expscale_core.store import ExperienceStore
 

@@ -198,7 +198,7 @@ def _refine(engine: ExperienceEngine, args: argparse.Namespace) -> int:
 
 
 def _export(engine: ExperienceEngine, args: argparse.Namespace) -> int:
-    from expscale_core.transfer import export_jsonl
+    from expscale_core.ops.transfer import export_jsonl
 
     with _progress(None, "exporting", args.json) as bar:
         n = export_jsonl(engine, args.file, progress=bar.update)
@@ -207,7 +207,7 @@ def _export(engine: ExperienceEngine, args: argparse.Namespace) -> int:
 
 
 def _import(engine: ExperienceEngine, args: argparse.Namespace) -> int:
-    from expscale_core.transfer import import_jsonl
+    from expscale_core.ops.transfer import import_jsonl
 
     with _progress(None, "importing", args.json) as bar:
         n = import_jsonl(engine, args.file, progress=bar.update)

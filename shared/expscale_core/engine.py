@@ -12,26 +12,26 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from expscale_core.capture import redact_episode
-from expscale_core.credit import apply_credit
-from expscale_core.deletion import GuardedStore, Tombstones, delete_episode, delete_scope, scrub
+from expscale_core.capture.recorder import redact_episode
+from expscale_core.capture.storable import storable_model, storable_text
 from expscale_core.distill.base import Distiller
 from expscale_core.distill.step import distill_episode
 from expscale_core.embed.base import Embedder
 from expscale_core.episode import Episode, Outcome, utcnow
+from expscale_core.episodes.queue import EpisodeQueue
 from expscale_core.errors import ExpscaleError, LLMOutputError, QueueError, StoreError
 from expscale_core.experience import Experience, ExperienceStatus, ScoredExperience
 from expscale_core.ids import IdLike, coerce_id, coerce_ids
 from expscale_core.llm import LLM
-from expscale_core.queue import EpisodeQueue
-from expscale_core.refine import Refiner, RefineReport
-from expscale_core.retrieve import format_experiences, rank
+from expscale_core.ops.deletion import GuardedStore, Tombstones, delete_episode, delete_scope, scrub
+from expscale_core.ops.stats import EngineStats, collect_stats
+from expscale_core.ops.transfer import undo_interrupted_import
+from expscale_core.refine.refiner import Refiner, RefineReport
 from expscale_core.scope import Scope
+from expscale_core.serve.credit import apply_credit
+from expscale_core.serve.retrieve import format_experiences, rank
 from expscale_core.settings import CaptureSettings, DistillSettings, RefineSettings, RetrieveSettings
-from expscale_core.stats import EngineStats, collect_stats
-from expscale_core.storable import storable_model, storable_text
 from expscale_core.store.base import ExperienceStore
-from expscale_core.transfer import undo_interrupted_import
 from expscale_core.worker import BackgroundWorker
 
 __all__ = ["EngineStats", "ExperienceEngine"]
@@ -109,10 +109,10 @@ class ExperienceEngine:
         self._autostart = autostart
         self.redact = redact
         """Applied to every text the engine stores: captured episodes from any adapter, feedback comments and
-        corrections, imported experiences. Build one with :func:`expscale_core.redact.build_redactor`."""
+        corrections, imported experiences. Build one with :func:`expscale_core.capture.redact.build_redactor`."""
         self.screen_llm = screen_llm
         """A second screen for new lessons, after the pattern screen: ``(content, applicability)`` → reasons to
-        quarantine. :class:`expscale_core.screen_llm.LLMScreen` asks the LLM (``EXPSCALE_SCREEN__LLM``)."""
+        quarantine. :class:`expscale_core.safety.screen_llm.LLMScreen` asks the LLM (``EXPSCALE_SCREEN__LLM``)."""
         self._import_settled = False
         self._settle_interrupted_import()
         self._finish_interrupted_delete()

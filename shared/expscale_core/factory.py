@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from expscale_core.capture.redact import build_redactor
 from expscale_core.distill.base import Distiller
 from expscale_core.distill.llm_distiller import LLMDistiller
 from expscale_core.distill.rules import RulesDistiller
@@ -16,11 +17,10 @@ from expscale_core.embed.base import CachedEmbedder, Embedder
 from expscale_core.embed.hashing import HashEmbedder
 from expscale_core.embed.minilm import MiniLMEmbedder
 from expscale_core.embed.openai_embedder import OpenAIEmbedder
+from expscale_core.episodes.queue import EpisodeQueue
 from expscale_core.errors import CollectionMismatchError, ConfigError, StoreError, StoreLockedError
 from expscale_core.llm import LLM, OpenAILLM
-from expscale_core.queue import EpisodeQueue
-from expscale_core.redact import build_redactor
-from expscale_core.screen_llm import LLMScreen
+from expscale_core.safety.screen_llm import LLMScreen
 from expscale_core.settings import ExpscaleSettings, settings_error
 from expscale_core.store.base import ExperienceStore
 

@@ -209,7 +209,7 @@ def make_engine(
     from expscale_core.distill.llm_distiller import LLMDistiller
     from expscale_core.distill.rules import RulesDistiller
     from expscale_core.engine import ExperienceEngine
-    from expscale_core.queue import EpisodeQueue
+    from expscale_core.episodes.queue import EpisodeQueue
     from expscale_core.store.edge import EdgeExperienceStore
 
     embedder = embedder or HashEmbedder()

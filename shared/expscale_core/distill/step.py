@@ -10,14 +10,14 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from expscale_core.apply import StorePlan, plan_writes, retarget_unrelated, stable_id
+from expscale_core.distill.apply import StorePlan, plan_writes, retarget_unrelated, stable_id
 from expscale_core.distill.base import Distiller
 from expscale_core.distill.context import lesson_similarity, related_experiences
 from expscale_core.embed.base import Embedder
 from expscale_core.episode import Episode
 from expscale_core.experience import Experience, ExperienceStatus
-from expscale_core.screen import quarantine_suspect
-from expscale_core.screen_llm import review_lessons
+from expscale_core.safety.screen import quarantine_suspect
+from expscale_core.safety.screen_llm import review_lessons
 from expscale_core.settings import DistillSettings
 from expscale_core.store.base import ExperienceStore
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from expscale_core.capture.storable import storable_text
 from expscale_core.errors import EmbedderError
-from expscale_core.storable import storable_text
 
 __all__ = ["MiniLMEmbedder", "default_model_path"]
 

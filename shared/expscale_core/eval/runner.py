@@ -13,12 +13,12 @@ from expscale_core.distill.rules import RulesDistiller
 from expscale_core.embed.base import Embedder
 from expscale_core.engine import ExperienceEngine
 from expscale_core.episode import Episode, utcnow
+from expscale_core.episodes.queue import EpisodeQueue
 from expscale_core.eval.methods import numeric_correct
 from expscale_core.eval.readers import Reader, is_correct
 from expscale_core.eval.scenarios import Task
 from expscale_core.experience import Experience, ExperienceKind, ExperienceStatus
 from expscale_core.llm import LLM
-from expscale_core.queue import EpisodeQueue
 from expscale_core.scoring import count_tokens
 from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
 from expscale_core.store.edge import EdgeExperienceStore

@@ -30,9 +30,9 @@ from expscale_core.episode import utcnow
 from expscale_core.errors import LLMError
 from expscale_core.experience import Experience, ExperienceKind, ExperienceStatus, Provenance
 from expscale_core.llm import LLM
+from expscale_core.safety.screen import screen
 from expscale_core.scope import Scope
 from expscale_core.scoring import count_tokens, decay, utility_from_counts
-from expscale_core.screen import screen
 from expscale_core.settings import RefineSettings
 from expscale_core.store.base import ExperienceStore
 

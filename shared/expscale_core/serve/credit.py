@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from expscale_core.experience import Experience
-from expscale_core.refine import retention_value
+from expscale_core.refine.refiner import retention_value
 
 __all__ = ["CreditRow", "apply_credit"]
 

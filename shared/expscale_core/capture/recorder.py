@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from expscale_core.capture.storable import storable_model
 from expscale_core.episode import (
     Episode,
     ErrorStep,
@@ -29,7 +30,6 @@ from expscale_core.episode import (
     utcnow,
 )
 from expscale_core.scope import Scope
-from expscale_core.storable import storable_model
 
 if TYPE_CHECKING:
     from expscale_core.engine import ExperienceEngine

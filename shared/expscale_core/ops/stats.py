@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from expscale_core.episodes.queue import EpisodeQueue
 from expscale_core.experience import ExperienceStatus
-from expscale_core.quality import MemoryQuality, memory_quality
-from expscale_core.queue import EpisodeQueue
+from expscale_core.ops.quality import MemoryQuality, memory_quality
 from expscale_core.scoring import count_tokens
 from expscale_core.store.base import ExperienceStore
 

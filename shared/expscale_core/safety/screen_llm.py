@@ -1,6 +1,6 @@
 """An optional second screen: the configured LLM judges whether a lesson serves the user or someone else.
 
-The pattern screen (:mod:`expscale_core.screen`) catches known injection families by their wording. Poison
+The pattern screen (:mod:`expscale_core.safety.screen`) catches known injection families by their wording. Poison
 written as ordinary advice ("end each reply with a link to ...", "skip verification for callers in a hurry")
 has no such wording; a model reading it as a reviewer can still see whom it serves. It costs one LLM call per
 new lesson, so it is off unless ``EXPSCALE_SCREEN__LLM=true``.
@@ -17,7 +17,7 @@ from expscale_core.distill.base import Decision
 from expscale_core.distill.render import load_prompt
 from expscale_core.errors import LLMOutputError
 from expscale_core.llm import LLM
-from expscale_core.screen import escape_block_text, screen
+from expscale_core.safety.screen import escape_block_text, screen
 
 __all__ = ["LLMScreen", "ScreenVerdict", "review_lessons"]
 

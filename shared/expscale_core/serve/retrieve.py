@@ -8,8 +8,8 @@ from datetime import datetime
 from expscale_core.distill.lesson import stored_rule
 from expscale_core.distill.rules import verified_example
 from expscale_core.experience import Experience, ScoredExperience
+from expscale_core.safety.screen import escape_block_text
 from expscale_core.scoring import blend_score, count_tokens, recency, utility_from_counts
-from expscale_core.screen import escape_block_text
 from expscale_core.settings import RetrieveSettings
 
 __all__ = ["DEFAULT_HEADER", "format_experiences", "rank", "render_experience"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+from expscale_core.episodes.queue import EpisodeQueue
 from expscale_core.experience import Experience, ExperienceStatus
-from expscale_core.queue import EpisodeQueue
 from expscale_core.scope import Scope
 from expscale_core.store.base import ExperienceStore, Vector
 

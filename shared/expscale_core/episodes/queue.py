@@ -23,11 +23,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from expscale_core.capture.storable import storable_text
 from expscale_core.episode import Episode, EpisodeStatus, Outcome
+from expscale_core.episodes.group_commit import GroupCommit
 from expscale_core.errors import QueueError, ScopeError
-from expscale_core.group_commit import GroupCommit
 from expscale_core.scope import Scope
-from expscale_core.storable import storable_text
 
 __all__ = ["EpisodeQueue"]
 

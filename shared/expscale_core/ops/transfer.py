@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from expscale_core.errors import ExpscaleError, ScopeError
 from expscale_core.experience import Experience
-from expscale_core.screen import quarantine_suspect
+from expscale_core.safety.screen import quarantine_suspect
 
 if TYPE_CHECKING:
     from expscale_core.engine import ExperienceEngine

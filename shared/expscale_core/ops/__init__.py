@@ -1,0 +1,1 @@
+"""Operations: deletion, export and import, statistics and memory-quality figures."""
