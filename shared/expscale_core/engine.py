@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from expscale_core.capture.recorder import redact_episode
+from expscale_core.background import BackgroundLoop
+from expscale_core.capture.redact import redact_episode
 from expscale_core.capture.storable import storable_model, storable_text
 from expscale_core.distill.base import Distiller
-from expscale_core.distill.step import distill_episode
 from expscale_core.embed.base import Embedder
 from expscale_core.episode import Episode, Outcome, utcnow
 from expscale_core.episodes.queue import EpisodeQueue
-from expscale_core.errors import ExpscaleError, LLMOutputError, QueueError, StoreError
+from expscale_core.errors import StoreError
 from expscale_core.experience import Experience, ExperienceStatus, ScoredExperience
+from expscale_core.factory import build_collaborators
 from expscale_core.ids import IdLike, coerce_id, coerce_ids
 from expscale_core.llm import LLM
-from expscale_core.ops.deletion import GuardedStore, Tombstones, delete_episode, delete_scope, scrub
+from expscale_core.ops.deletion import Deleter, Tombstones
 from expscale_core.ops.stats import EngineStats, collect_stats
-from expscale_core.ops.transfer import undo_interrupted_import
-from expscale_core.refine.refiner import Refiner, RefineReport
+from expscale_core.refine import RefineReport
 from expscale_core.scope import Scope
-from expscale_core.serve.credit import apply_credit
+from expscale_core.serve.credit import UsageTally
 from expscale_core.serve.retrieve import format_experiences, rank
 from expscale_core.settings import CaptureSettings, DistillSettings, RefineSettings, RetrieveSettings
 from expscale_core.store.base import ExperienceStore
@@ -39,11 +36,24 @@ __all__ = ["EngineStats", "ExperienceEngine"]
 log = logging.getLogger(__name__)
 ScopeLike = Scope | dict[str, Any] | str | None
 _NO_SCOPE = Scope()
-_PENDING_DELETE = "pending_delete"
+T = TypeVar("T")
 
 
-class _StoreDown(Exception):
-    """Internal: the store failed during a distillation; stop the batch."""
+class _Shared(Generic[T]):
+    """A collaborator the engine shares with its stages: reassigning it on the engine (a test swapping in a
+    failing queue, say) reassigns it everywhere at once."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, engine: ExperienceEngine, owner: type | None = None) -> T:
+        value: T = getattr(engine._loop, self._name)
+        return value
+
+    def __set__(self, engine: ExperienceEngine, value: T) -> None:
+        for stage in (engine._loop, engine._deleter):
+            if hasattr(stage, self._name):
+                setattr(stage, self._name, value)
 
 
 class ExperienceEngine:
@@ -64,6 +74,12 @@ class ExperienceEngine:
         'The verified answer is: Lima.'
     """
 
+    store: _Shared[ExperienceStore] = _Shared()
+    embedder: _Shared[Embedder] = _Shared()
+    distiller: _Shared[Distiller] = _Shared()
+    queue: _Shared[EpisodeQueue] = _Shared()
+    llm: _Shared[LLM | None] = _Shared()
+
     def __init__(
         self,
         *,
@@ -82,11 +98,6 @@ class ExperienceEngine:
         redact: Callable[[str], str] | None = None,
         screen_llm: Callable[[str, str], list[str]] | None = None,
     ) -> None:
-        self.store = store
-        self.embedder = embedder
-        self.distiller = distiller
-        self.queue = queue
-        self.llm = llm
         coerced = Scope.coerce(scope)
         self.scope = _NO_SCOPE if coerced == _NO_SCOPE else coerced  # record() then skips a comparison
         self.retrieve_settings = retrieve_settings or RetrieveSettings()
@@ -94,17 +105,25 @@ class ExperienceEngine:
         self.refine_settings = refine_settings or RefineSettings()
         self.capture_settings = capture_settings or CaptureSettings()
         self._clock = clock
-        self._worker = BackgroundWorker(self._background_step, idle_s=self.distill_settings.idle_s)
-        self._usage: Counter[str] = Counter()
-        self._last_used: dict[str, datetime] = {}
-        self._usage_lock = threading.Lock()
-        self._new_since_refine = 0
-        self._last_refine = time.monotonic()
-        self._refine_lock = threading.Lock()
-        self._tombstones = Tombstones()
+        self._usage = UsageTally()
+        tombstones = Tombstones()
+        self._deleter = Deleter(store, queue, tombstones)
+        self._loop = BackgroundLoop(
+            store=store,
+            embedder=embedder,
+            distiller=distiller,
+            queue=queue,
+            llm=llm,
+            usage=self._usage,
+            tombstones=tombstones,
+            distill_settings=self.distill_settings,
+            refine_settings=self.refine_settings,
+            retrieve_settings=self.retrieve_settings,
+            clock=clock,
+            screen_llm=screen_llm,
+        )
+        self._worker = BackgroundWorker(self._loop.step, idle_s=self.distill_settings.idle_s)
         self._closed = False
-        self._unreleased: set[str] = set()
-        self._llm_persisted: dict[str, int] = {}
         self._store_down = False
         self._autostart = autostart
         self.redact = redact
@@ -113,9 +132,8 @@ class ExperienceEngine:
         self.screen_llm = screen_llm
         """A second screen for new lessons, after the pattern screen: ``(content, applicability)`` → reasons to
         quarantine. :class:`expscale_core.safety.screen_llm.LLMScreen` asks the LLM (``EXPSCALE_SCREEN__LLM``)."""
-        self._import_settled = False
-        self._settle_interrupted_import()
-        self._finish_interrupted_delete()
+        self._loop.settle_interrupted_import()
+        self._deleter.finish_interrupted()
 
     @classmethod
     def from_settings(cls, settings: Any = None, **overrides: Any) -> ExperienceEngine:
@@ -123,9 +141,7 @@ class ExperienceEngine:
 
         ``overrides`` replace any collaborator: ``store=``, ``embedder=``, ``distiller=``, ``llm=``, ``queue=``.
         """
-        from expscale_core.factory import build_engine
-
-        return build_engine(cls, settings, **overrides)
+        return cls(**build_collaborators(settings, **overrides))
 
     # -- capture -------------------------------------------------------------------------
 
@@ -258,10 +274,7 @@ class ExperienceEngine:
             now = self._clock()
             ranked = rank(candidates, k=k, now=now, settings=self.retrieve_settings)
             if ranked:
-                with self._usage_lock:
-                    for item in ranked:
-                        self._usage[item.experience.id] += 1
-                        self._last_used[item.experience.id] = now
+                self._usage.add((item.experience.id for item in ranked), now)
                 if served_to is not None:
                     self.queue.record_served(
                         served_to, [s.experience.id for s in ranked], [s.similarity for s in ranked]
@@ -282,35 +295,6 @@ class ExperienceEngine:
 
     # -- background work -----------------------------------------------------------------
 
-    def _settle_interrupted_import(self) -> None:
-        """An import killed midway is undone before anything else reads the store (all or nothing)."""
-        try:
-            undone = undo_interrupted_import(self)
-        except ExpscaleError as exc:  # e.g. the server is down at start-up: the worker tries again
-            log.warning("an interrupted import could not be undone yet, will try again: %s", exc)
-            return
-        self._import_settled = True
-        if undone:
-            log.warning("undid an import that was interrupted: %d records put back as they were", undone)
-
-    def _background_step(self, draining: bool) -> int:
-        if not self._import_settled:
-            self._settle_interrupted_import()
-        handled = self.distill_pending(limit=self.distill_settings.batch_size, ignore_delay=draining)
-        handled += self._flush_credits()
-        self._maybe_refine()
-        if not handled:
-            self._maintain_store()
-        else:
-            self._persist_llm_usage()
-        return handled
-
-    def _maintain_store(self) -> None:
-        try:
-            self.store.maintain()
-        except ExpscaleError as exc:
-            log.warning("store housekeeping failed, will try again later: %s", exc)
-
     def run_pending(self) -> int:
         """Do all queued work now, on this thread: distill every pending episode (ignoring the capture
         delay), write usage and feedback statistics, and refine if it is due. Returns items handled.
@@ -319,11 +303,7 @@ class ExperienceEngine:
         everything queued before this call is done when it returns."""
         self._check_open()
         with self._worker.paused():
-            handled = self.distill_pending(ignore_delay=True)
-            handled += self._flush_credits()
-            self._maybe_refine()
-            self._persist_llm_usage()
-        return handled
+            return self._loop.run_all()
 
     def distill_pending(
         self,
@@ -336,129 +316,7 @@ class ExperienceEngine:
 
         The worker calls this in batches. The CLI calls it directly (``expscale distill``).
         """
-        if self._unreleased:
-            # Claims whose outcome could not be written (a full disk) go back to the queue as soon as it works.
-            try:
-                self.queue.release(sorted(self._unreleased))
-                self._unreleased.clear()
-            except QueueError as exc:
-                log.warning("episode queue still failing, %d claims wait: %s", len(self._unreleased), exc)
-                return 0
-        handled = 0
-        while limit is None or handled < limit:
-            batch_size = (
-                self.distill_settings.batch_size
-                if limit is None
-                else min(self.distill_settings.batch_size, limit - handled)
-            )
-            # Noted before the claim: a delete of a claimed episode while its batch-mates are distilled must win too.
-            since = self._tombstones.epoch
-            episodes = self.queue.claim(batch_size, ignore_delay=ignore_delay)
-            if not episodes:
-                break
-            for i, episode in enumerate(episodes):
-                try:
-                    self._distill_one(episode, since)
-                except QueueError:
-                    self._unreleased.update(e.id for e in episodes[i:])
-                    raise
-                except _StoreDown:
-                    # No point claiming more while the store is unreachable: the rest wait for the next step.
-                    self.queue.release([e.id for e in episodes[i + 1 :]])
-                    return handled
-                handled += 1
-                if progress is not None:
-                    progress(1)
-        return handled
-
-    def _distill_one(self, episode: Episode, since: int) -> None:
-        try:
-            plan = distill_episode(
-                episode,
-                # a delete() of this episode or its scope from now on wins over what this distillation writes
-                store=GuardedStore(self.store, self._tombstones, since),
-                embedder=self.embedder,
-                distiller=self.distiller,
-                served_ids=self.queue.served(episode.id),
-                settings=self.distill_settings,
-                write_lock=self._refine_lock,
-                clock=self._clock,
-                screen_llm=self.screen_llm,
-            )
-        except LLMOutputError as exc:
-            log.warning("episode %s: unusable LLM output, marked failed: %s", episode.id, exc)
-            self.queue.fail(episode.id, str(exc), raw_output=exc.raw)
-            return
-        except (ExpscaleError, OSError) as exc:
-            store_down = isinstance(exc, StoreError)
-            gave_up = self.queue.defer(
-                episode.id,
-                f"{type(exc).__name__}: {exc}",
-                backoff_s=self.distill_settings.retry_backoff_s,
-                max_attempts=self.distill_settings.max_attempts,
-                count_attempt=not store_down,  # an outage of the store is not this episode's fault
-            )
-            if store_down:
-                raise _StoreDown from exc
-            log.warning(
-                "episode %s: distillation failed (%s); %s",
-                episode.id,
-                exc,
-                "marked failed" if gave_up else "will retry",
-            )
-            return
-        except Exception as exc:  # a bug in a distiller must not lose the episode
-            log.exception("episode %s: unexpected distillation error", episode.id)
-            self.queue.fail(episode.id, f"{type(exc).__name__}: {exc}")
-            return
-        self.queue.complete([episode.id])
-        self._new_since_refine += len(plan.new)
-
-    def _flush_credits(self) -> int:
-        """Write retrieval counts and feedback credits to the store. Kept for later if the store fails."""
-        with self._usage_lock:
-            usage, self._usage = self._usage, Counter()
-            last_used, self._last_used = self._last_used, {}
-        rows = self.queue.uncredited()
-        if not usage and not rows:
-            return 0
-        try:
-            ids = list(dict.fromkeys([*usage, *(r[1] for r in rows)]))
-            store = GuardedStore(self.store, self._tombstones)
-            # Read-modify-write of whole records: under the refine lock, or a refine in between is undone.
-            with self._refine_lock:
-                store.update(
-                    apply_credit(
-                        [e for e, _ in self.store.get(ids)],
-                        usage,
-                        last_used,
-                        rows,
-                        credit_min_similarity=self.retrieve_settings.credit_min_similarity,
-                        half_life_days=self.refine_settings.utility_half_life_days,
-                        now=self._clock(),
-                    )
-                )
-            self.queue.mark_credited(rows)
-        except ExpscaleError as exc:
-            log.warning("could not write usage statistics yet (%s); keeping them for the next try", exc)
-            with self._usage_lock:
-                self._usage.update(usage)
-                for k, v in last_used.items():
-                    self._last_used.setdefault(k, v)
-            return 0
-        return len(rows) + len(usage)
-
-    def _maybe_refine(self) -> None:
-        s = self.refine_settings
-        due_n = s.every_n_experiences is not None and self._new_since_refine >= s.every_n_experiences
-        due_t = s.every_s is not None and time.monotonic() - self._last_refine >= s.every_s
-        if due_n or due_t:
-            try:
-                report = self.refine()
-                log.info("periodic refine: %s", report.model_dump())
-            except ExpscaleError as exc:
-                log.warning("periodic refine failed, will try again later: %s", exc)
-                self._last_refine = time.monotonic()
+        return self._loop.distill_pending(limit=limit, ignore_delay=ignore_delay, progress=progress)
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until every queued episode is distilled or failed, and all feedback is credited.
@@ -481,20 +339,7 @@ class ExperienceEngine:
 
     def refine(self, scope: ScopeLike = None) -> RefineReport:
         """Merge near-duplicates, supersede contradictions, decay utility and enforce the cap now."""
-        with self._refine_lock:
-            now = self._clock()
-            mark = self.queue.get_meta("refined_at") if scope is None else None
-            # Only what changed since the last whole-store run is compared with the rest (near-linear cost).
-            since = datetime.fromisoformat(mark) if mark else None
-            store = GuardedStore(self.store, self._tombstones)  # a delete meanwhile wins over the merges
-            report = Refiner(store, self.embedder, self.refine_settings, self.llm).run(
-                Scope.coerce(scope) if scope is not None else None, now=now, since=since
-            )
-            if scope is None:
-                self.queue.set_meta("refined_at", now.isoformat())
-            self._new_since_refine = 0
-            self._last_refine = time.monotonic()
-            return report
+        return self._loop.refine(Scope.coerce(scope) if scope is not None else None)
 
     def restore(self, experience_ids: Sequence[IdLike]) -> int:
         """Make archived or superseded experiences active again; returns how many changed.
@@ -538,45 +383,12 @@ class ExperienceEngine:
         if (scope is None) == (episode_id is None):
             raise ValueError("pass exactly one of scope= or episode_id=")
         target = Scope.coerce(scope) if scope is not None else None
-        eid = coerce_id(episode_id) if episode_id is not None else None
-        # Noted durably first: a process killed midway finishes the delete when the data dir is next opened.
-        note = json.dumps({"scope": target.model_dump() if target else None, "episode_id": eid})
-        self.queue.set_meta(_PENDING_DELETE, note)
-        counts = self._delete(target, eid)
-        self.queue.set_meta(_PENDING_DELETE, "")
-        return counts
-
-    def _delete(self, scope: Scope | None, episode_id: str | None) -> dict[str, int]:
-        # Only the tombstone lock, never the refine lock: a refine waiting on its LLM must not hold a delete up.
-        with self._tombstones.lock:
-            if scope is not None:
-                self._tombstones.add_scope(scope)
-                counts = delete_scope(self.store, self.queue, scope)
-            else:
-                assert episode_id is not None
-                self._tombstones.add_episode(episode_id)
-                counts = delete_episode(self.store, self.queue, episode_id)
-            scrub(self.store, self.queue)
-        return counts
-
-    def _finish_interrupted_delete(self) -> None:
-        try:
-            note = self.queue.get_meta(_PENDING_DELETE)
-            if not note:
-                return
-            what = json.loads(note)
-            scope = Scope.model_validate(what["scope"]) if what.get("scope") else None
-            counts = self._delete(scope, what.get("episode_id"))
-            self.queue.set_meta(_PENDING_DELETE, "")
-        except ExpscaleError as exc:  # the store is down at start-up: the next open tries again
-            log.warning("a delete that was interrupted could not be finished yet, will try again: %s", exc)
-            return
-        log.warning("finished a delete that an earlier process left half done: %s", counts)
+        return self._deleter.delete(target, coerce_id(episode_id) if episode_id is not None else None)
 
     def stats(self) -> EngineStats:
         """Counts and memory-quality figures, from what is persisted (the same in every process)."""
         self.store.ensure_collection(self.embedder.dimension)
-        self._persist_llm_usage()
+        self._loop.persist_llm_usage()
         return collect_stats(
             self.store,
             self.queue,
@@ -584,17 +396,6 @@ class ExperienceEngine:
             distiller=self.distiller.name,
             duplicate_threshold=self.refine_settings.duplicate_threshold,
         )
-
-    def _persist_llm_usage(self) -> None:
-        """Add this process's LLM usage since the last call to the data dir's counters."""
-        if self.llm is None:
-            return
-        u = self.llm.usage
-        now = {"llm_calls": u.calls, "llm_prompt_tokens": u.prompt_tokens, "llm_completion_tokens": u.completion_tokens}
-        deltas = {k: v - self._llm_persisted.get(k, 0) for k, v in now.items()}
-        if any(deltas.values()):
-            self.queue.add_meta_counts(deltas)
-            self._llm_persisted = now
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -607,11 +408,7 @@ class ExperienceEngine:
         if self._closed:
             return
         self._worker.stop()
-        try:
-            self._flush_credits()
-            self._persist_llm_usage()
-        except ExpscaleError as exc:
-            log.warning("could not flush usage statistics on close: %s", exc)
+        self._loop.close()
         self._closed = True
         self.store.close()
         self.queue.close()

@@ -27,11 +27,9 @@ from expscale_core.store.base import ExperienceStore
 if TYPE_CHECKING:
     import openai
 
-    from expscale_core.engine import ExperienceEngine
-
 log = logging.getLogger(__name__)
 
-__all__ = ["build_embedder", "build_engine", "build_llm", "build_openai_client", "build_store"]
+__all__ = ["build_collaborators", "build_embedder", "build_llm", "build_openai_client", "build_store"]
 
 _COLLABORATORS = {
     "store",
@@ -116,7 +114,9 @@ def build_store(settings: ExpscaleSettings, dimension: int) -> ExperienceStore:
     return EdgeExperienceStore(target, min_free_mb=s.min_free_mb)
 
 
-def build_engine(cls: type[ExperienceEngine], settings: ExpscaleSettings | None, **overrides: Any) -> ExperienceEngine:
+def build_collaborators(settings: ExpscaleSettings | None, **overrides: Any) -> dict[str, Any]:
+    """The keyword arguments of :class:`~expscale_core.engine.ExperienceEngine` for ``settings`` (read from the
+    environment when None), with ``overrides`` in place of the collaborators they name."""
     unknown = set(overrides) - _COLLABORATORS
     if unknown:
         raise TypeError(f"unknown override(s) {sorted(unknown)}; allowed: {sorted(_COLLABORATORS)}")
@@ -154,7 +154,7 @@ def build_engine(cls: type[ExperienceEngine], settings: ExpscaleSettings | None,
     except Exception:
         store.close()
         raise
-    return cls(
+    return dict(
         store=store,
         embedder=embedder,
         distiller=distiller,

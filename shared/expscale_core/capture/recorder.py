@@ -13,10 +13,9 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from pydantic import BaseModel
-
+from expscale_core.capture.redact import Redactor, redact_episode
 from expscale_core.capture.storable import storable_model
 from expscale_core.episode import (
     Episode,
@@ -31,44 +30,19 @@ from expscale_core.episode import (
 )
 from expscale_core.scope import Scope
 
-if TYPE_CHECKING:
-    from expscale_core.engine import ExperienceEngine
 
-__all__ = ["EpisodeRecorder", "episodes_from_messages", "redact_episode"]
+class EpisodeSink(Protocol):
+    """Where finished episodes go: :class:`~expscale_core.engine.ExperienceEngine` is one."""
+
+    @property
+    def scope(self) -> Scope: ...
+
+    def record(self, episode: Episode) -> str: ...
+
+
+__all__ = ["EpisodeRecorder", "EpisodeSink", "episodes_from_messages", "redact_episode"]  # redact_episode: re-export
 
 log = logging.getLogger(__name__)
-Redactor = Callable[[str], str]
-
-
-def redact_episode(episode: Episode, redact: Redactor) -> Episode:
-    """Apply ``redact`` to every string in the episode: input, output, steps, outcome and metadata, the keys
-    of captured mappings included. Only the model's own bookkeeping is left alone (ids, step types, scope)."""
-    redacted: Episode = _redact_model(episode, redact)
-    return redacted
-
-
-_BOOKKEEPING = frozenset({"id", "type", "scope"})
-
-
-def _redact_model(model: Any, redact: Redactor) -> Any:
-    update = {
-        name: _redact_value(getattr(model, name), redact)
-        for name in type(model).model_fields
-        if name not in _BOOKKEEPING
-    }
-    return model.model_copy(update=update)
-
-
-def _redact_value(value: Any, redact: Redactor) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, BaseModel):
-        return _redact_model(value, redact)
-    if isinstance(value, list):
-        return [_redact_value(v, redact) for v in value]
-    if isinstance(value, dict):  # a key can carry a secret as well as a value ({"sk-...": "prod"})
-        return {(redact(k) if isinstance(k, str) else k): _redact_value(v, redact) for k, v in value.items()}
-    return value
 
 
 def episodes_from_messages(
@@ -118,7 +92,7 @@ class EpisodeRecorder:
 
     def __init__(
         self,
-        engine: ExperienceEngine,
+        engine: EpisodeSink,
         *,
         scope: Scope | dict[str, Any] | str | None = None,
         redact: Redactor | None = None,

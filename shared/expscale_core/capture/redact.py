@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
-__all__ = ["BUILTIN_PATTERNS", "BuiltinPattern", "build_redactor", "redact_text"]
+from pydantic import BaseModel
+
+from expscale_core.episode import Episode
+
+__all__ = ["BUILTIN_PATTERNS", "BuiltinPattern", "Redactor", "build_redactor", "redact_episode", "redact_text"]
 
 BuiltinPattern = Literal["api_keys", "emails", "cards"]
 _KEY = "[REDACTED_KEY]"
@@ -116,3 +120,37 @@ def build_redactor(
         return custom(out) if custom is not None else out
 
     return redact
+
+
+Redactor = Callable[[str], str]
+
+
+def redact_episode(episode: Episode, redact: Redactor) -> Episode:
+    """Apply ``redact`` to every string in the episode: input, output, steps, outcome and metadata, the keys
+    of captured mappings included. Only the model's own bookkeeping is left alone (ids, step types, scope)."""
+    redacted: Episode = _redact_model(episode, redact)
+    return redacted
+
+
+_BOOKKEEPING = frozenset({"id", "type", "scope"})
+
+
+def _redact_model(model: Any, redact: Redactor) -> Any:
+    update = {
+        name: _redact_value(getattr(model, name), redact)
+        for name in type(model).model_fields
+        if name not in _BOOKKEEPING
+    }
+    return model.model_copy(update=update)
+
+
+def _redact_value(value: Any, redact: Redactor) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, BaseModel):
+        return _redact_model(value, redact)
+    if isinstance(value, list):
+        return [_redact_value(v, redact) for v in value]
+    if isinstance(value, dict):  # a key can carry a secret as well as a value ({"sk-...": "prod"})
+        return {(redact(k) if isinstance(k, str) else k): _redact_value(v, redact) for k, v in value.items()}
+    return value

@@ -8,15 +8,21 @@ embedded store compacted, so the bytes are gone from disk when the call returns.
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 from collections.abc import Sequence
 
 from expscale_core.episodes.queue import EpisodeQueue
+from expscale_core.errors import ExpscaleError
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
 from expscale_core.store.base import ExperienceStore, Vector
 
-__all__ = ["GuardedStore", "Tombstones", "delete_episode", "delete_scope", "scrub"]
+__all__ = ["Deleter", "GuardedStore", "Tombstones", "delete_episode", "delete_scope", "scrub"]
+
+log = logging.getLogger(__name__)
+_PENDING_DELETE = "pending_delete"
 
 
 class Tombstones:
@@ -136,3 +142,50 @@ def scrub(store: ExperienceStore, queue: EpisodeQueue) -> None:
     """Leave no copy of deleted data in the files: compact the store, checkpoint and truncate the WAL."""
     store.compact()
     queue.checkpoint()
+
+
+class Deleter:
+    """Deletes that are complete, durable and win over work in flight.
+
+    The request is noted in the queue's meta table first: a process killed midway finishes the delete when
+    the data dir is next opened (:meth:`finish_interrupted`).
+    """
+
+    def __init__(self, store: ExperienceStore, queue: EpisodeQueue, tombstones: Tombstones) -> None:
+        self.store = store
+        self.queue = queue
+        self._tombstones = tombstones
+
+    def delete(self, scope: Scope | None, episode_id: str | None) -> dict[str, int]:
+        note = json.dumps({"scope": scope.model_dump() if scope else None, "episode_id": episode_id})
+        self.queue.set_meta(_PENDING_DELETE, note)
+        counts = self._delete(scope, episode_id)
+        self.queue.set_meta(_PENDING_DELETE, "")
+        return counts
+
+    def _delete(self, scope: Scope | None, episode_id: str | None) -> dict[str, int]:
+        # Only the tombstone lock, never the refine lock: a refine waiting on its LLM must not hold a delete up.
+        with self._tombstones.lock:
+            if scope is not None:
+                self._tombstones.add_scope(scope)
+                counts = delete_scope(self.store, self.queue, scope)
+            else:
+                assert episode_id is not None
+                self._tombstones.add_episode(episode_id)
+                counts = delete_episode(self.store, self.queue, episode_id)
+            scrub(self.store, self.queue)
+        return counts
+
+    def finish_interrupted(self) -> None:
+        try:
+            note = self.queue.get_meta(_PENDING_DELETE)
+            if not note:
+                return
+            what = json.loads(note)
+            scope = Scope.model_validate(what["scope"]) if what.get("scope") else None
+            counts = self._delete(scope, what.get("episode_id"))
+            self.queue.set_meta(_PENDING_DELETE, "")
+        except ExpscaleError as exc:  # the store is down at start-up: the next open tries again
+            log.warning("a delete that was interrupted could not be finished yet, will try again: %s", exc)
+            return
+        log.warning("finished a delete that an earlier process left half done: %s", counts)

@@ -6,18 +6,18 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from expscale_core.embed.base import Embedder
+from expscale_core.episodes.queue import EpisodeQueue
 from expscale_core.errors import ExpscaleError, ScopeError
 from expscale_core.experience import Experience
 from expscale_core.safety.screen import quarantine_suspect
+from expscale_core.store.base import ExperienceStore
 
-if TYPE_CHECKING:
-    from expscale_core.engine import ExperienceEngine
-
-__all__ = ["export_jsonl", "import_jsonl", "undo_interrupted_import"]
+__all__ = ["Memory", "export_jsonl", "import_jsonl", "undo_interrupted_import"]
 
 log = logging.getLogger(__name__)
 _BATCH = 64
@@ -27,7 +27,16 @@ _JOURNAL = "import"
 _IMPORTING = threading.RLock()
 
 
-def export_jsonl(engine: ExperienceEngine, path: str | Path, *, progress: Callable[[int], None] | None = None) -> int:
+class Memory(Protocol):
+    """What export and import work on: an :class:`~expscale_core.engine.ExperienceEngine` is one."""
+
+    store: ExperienceStore
+    embedder: Embedder
+    queue: EpisodeQueue
+    redact: Callable[[str], str] | None
+
+
+def export_jsonl(engine: Memory, path: str | Path, *, progress: Callable[[int], None] | None = None) -> int:
     """Write every experience (all scopes and statuses) to ``path``, one JSON object a line."""
     engine.store.ensure_collection(engine.embedder.dimension)
     n = 0
@@ -54,7 +63,7 @@ def _read(path: Path) -> Iterator[Experience]:
                 ) from exc
 
 
-def import_jsonl(engine: ExperienceEngine, path: str | Path, *, progress: Callable[[int], None] | None = None) -> int:
+def import_jsonl(engine: Memory, path: str | Path, *, progress: Callable[[int], None] | None = None) -> int:
     """Insert or replace experiences from ``path``, embedding them with the engine's embedder.
 
     All or nothing: every line is validated before anything is written; if the store fails midway, the store
@@ -79,10 +88,8 @@ def import_jsonl(engine: ExperienceEngine, path: str | Path, *, progress: Callab
         return _write_all_or_nothing(engine, items, progress)
 
 
-def _write_all_or_nothing(
-    engine: ExperienceEngine, items: list[Experience], progress: Callable[[int], None] | None
-) -> int:
-    undo_interrupted_import(engine)
+def _write_all_or_nothing(engine: Memory, items: list[Experience], progress: Callable[[int], None] | None) -> int:
+    undo_interrupted_import(engine.store, engine.queue, engine.embedder.dimension)
     undo: dict[str, str | None] = dict.fromkeys(e.id for e in items)
     existing = engine.store.get(list(undo), with_vectors=True)
     _refuse_scope_moves(items, [e for e, _ in existing])
@@ -97,7 +104,7 @@ def _write_all_or_nothing(
                 progress(len(batch))
     except BaseException:
         try:
-            undo_interrupted_import(engine)
+            undo_interrupted_import(engine.store, engine.queue, engine.embedder.dimension)
         except ExpscaleError as exc:  # the journal stays; the next start-up finishes the undo
             log.warning("could not undo the failed import yet (%s); the next engine start will", exc)
         raise
@@ -125,21 +132,20 @@ class _Saved(BaseModel):
     vector: list[float] | None
 
 
-def undo_interrupted_import(engine: ExperienceEngine) -> int:
+def undo_interrupted_import(store: ExperienceStore, queue: EpisodeQueue, dimension: int) -> int:
     """Put the store back as it was before an import that did not finish (failed, or its process was killed).
     Returns how many records were restored or removed; 0 when no import was interrupted."""
     with _IMPORTING:
-        undo = engine.queue.journal(_JOURNAL)
+        undo = queue.journal(_JOURNAL)
         if not undo:
             return 0
-        _restore(engine, undo)
-        engine.queue.journal_clear(_JOURNAL)
+        _restore(store, dimension, undo)
+        queue.journal_clear(_JOURNAL)
         return len(undo)
 
 
-def _restore(engine: ExperienceEngine, undo: dict[str, str | None]) -> None:
-    store = engine.store
-    store.ensure_collection(engine.embedder.dimension)
+def _restore(store: ExperienceStore, dimension: int, undo: dict[str, str | None]) -> None:
+    store.ensure_collection(dimension)
     saved = [_Saved.model_validate_json(v) for v in undo.values() if v is not None]
     store.delete([i for i, v in undo.items() if v is None])
     store.upsert([(s.experience, s.vector) for s in saved if s.vector is not None])

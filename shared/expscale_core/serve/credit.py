@@ -1,17 +1,52 @@
-"""Applying retrieval counts and feedback credit to experiences (pure function)."""
+"""Usage credit: what retrieval served is counted, and feedback on an episode credits what it was served."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from expscale_core.experience import Experience
 from expscale_core.refine.refiner import retention_value
 
-__all__ = ["CreditRow", "apply_credit"]
+__all__ = ["CreditRow", "UsageTally", "apply_credit"]
 
 CreditRow = tuple[str, str, int, int, float]
 """(episode_id, experience_id, verdict, verdict already applied, similarity when served)."""
+
+
+class UsageTally:
+    """Retrieval counts and last use per experience, kept in memory on the serving path and written to the
+    store in batches by the background worker: a retrieval never waits for a store write."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._last_used: dict[str, datetime] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._counts)
+
+    def add(self, experience_ids: Iterable[str], now: datetime) -> None:
+        with self._lock:
+            for eid in experience_ids:
+                self._counts[eid] += 1
+                self._last_used[eid] = now
+
+    def take(self) -> tuple[Counter[str], dict[str, datetime]]:
+        """Everything counted so far; the tally starts again from zero."""
+        with self._lock:
+            taken = self._counts, self._last_used
+            self._counts, self._last_used = Counter(), {}
+        return taken
+
+    def give_back(self, counts: Mapping[str, int], last_used: Mapping[str, datetime]) -> None:
+        """Counts that could not be written yet, merged back for the next try."""
+        with self._lock:
+            self._counts.update(counts)
+            for eid, when in last_used.items():
+                self._last_used.setdefault(eid, when)
 
 
 def apply_credit(

@@ -1,0 +1,252 @@
+"""What the background worker does, step by step: distill queued episodes, write usage credit, refine when due.
+
+The engine's public calls (``run_pending``, ``distill_pending``, ``refine``) and the worker thread both come
+here. Each step takes what it needs from the collaborators given at construction, never from the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from expscale_core.distill.base import Distiller
+from expscale_core.distill.step import distill_episode
+from expscale_core.embed.base import Embedder
+from expscale_core.episode import Episode
+from expscale_core.episodes.queue import EpisodeQueue
+from expscale_core.errors import ExpscaleError, LLMOutputError, QueueError, StoreError
+from expscale_core.llm import LLM
+from expscale_core.ops.deletion import GuardedStore, Tombstones
+from expscale_core.ops.transfer import undo_interrupted_import
+from expscale_core.refine import Refiner, RefineReport
+from expscale_core.scope import Scope
+from expscale_core.serve.credit import UsageTally, apply_credit
+from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
+from expscale_core.store.base import ExperienceStore
+
+__all__ = ["BackgroundLoop"]
+
+log = logging.getLogger(__name__)
+
+
+class _StoreDown(Exception):
+    """Internal: the store failed during a distillation; stop the batch."""
+
+
+@dataclass
+class BackgroundLoop:
+    """The learning half of the engine. ``refine_lock`` serialises every read-modify-write of whole records
+    (distillation's writes, credit flushes, refines); ``tombstones`` make a delete win over all of them."""
+
+    store: ExperienceStore
+    embedder: Embedder
+    distiller: Distiller
+    queue: EpisodeQueue
+    llm: LLM | None
+    usage: UsageTally
+    tombstones: Tombstones
+    distill_settings: DistillSettings
+    refine_settings: RefineSettings
+    retrieve_settings: RetrieveSettings
+    clock: Callable[[], datetime]
+    screen_llm: Callable[[str, str], list[str]] | None = None
+    refine_lock: threading.Lock = field(default_factory=threading.Lock)
+    _new_since_refine: int = 0
+    _last_refine: float = field(default_factory=time.monotonic)
+    _unreleased: set[str] = field(default_factory=set)
+    _llm_persisted: dict[str, int] = field(default_factory=dict)
+    _import_settled: bool = False
+
+    def step(self, draining: bool) -> int:
+        """One batch of the worker thread; how many items it handled."""
+        if not self._import_settled:
+            self.settle_interrupted_import()
+        handled = self.distill_pending(limit=self.distill_settings.batch_size, ignore_delay=draining)
+        handled += self.flush_credits()
+        self.maybe_refine()
+        if not handled:
+            self._maintain_store()
+        else:
+            self.persist_llm_usage()
+        return handled
+
+    def run_all(self) -> int:
+        """Everything queued, now: every pending episode, all credit, a refine if due."""
+        handled = self.distill_pending(ignore_delay=True)
+        handled += self.flush_credits()
+        self.maybe_refine()
+        self.persist_llm_usage()
+        return handled
+
+    def settle_interrupted_import(self) -> None:
+        """An import killed midway is undone before anything else reads the store (all or nothing)."""
+        try:
+            undone = undo_interrupted_import(self.store, self.queue, self.embedder.dimension)
+        except ExpscaleError as exc:  # e.g. the server is down at start-up: the worker tries again
+            log.warning("an interrupted import could not be undone yet, will try again: %s", exc)
+            return
+        self._import_settled = True
+        if undone:
+            log.warning("undid an import that was interrupted: %d records put back as they were", undone)
+
+    def _maintain_store(self) -> None:
+        try:
+            self.store.maintain()
+        except ExpscaleError as exc:
+            log.warning("store housekeeping failed, will try again later: %s", exc)
+
+    def distill_pending(
+        self, *, limit: int | None = None, ignore_delay: bool = True, progress: Callable[[int], None] | None = None
+    ) -> int:
+        if self._unreleased:
+            # Claims whose outcome could not be written (a full disk) go back to the queue as soon as it works.
+            try:
+                self.queue.release(sorted(self._unreleased))
+                self._unreleased.clear()
+            except QueueError as exc:
+                log.warning("episode queue still failing, %d claims wait: %s", len(self._unreleased), exc)
+                return 0
+        handled = 0
+        batch = self.distill_settings.batch_size
+        while limit is None or handled < limit:
+            # Noted before the claim: a delete of a claimed episode while its batch-mates are distilled must win too.
+            since = self.tombstones.epoch
+            episodes = self.queue.claim(
+                batch if limit is None else min(batch, limit - handled), ignore_delay=ignore_delay
+            )
+            if not episodes:
+                break
+            for i, episode in enumerate(episodes):
+                try:
+                    self._distill_one(episode, since)
+                except QueueError:
+                    self._unreleased.update(e.id for e in episodes[i:])
+                    raise
+                except _StoreDown:
+                    # No point claiming more while the store is unreachable: the rest wait for the next step.
+                    self.queue.release([e.id for e in episodes[i + 1 :]])
+                    return handled
+                handled += 1
+                if progress is not None:
+                    progress(1)
+        return handled
+
+    def _distill_one(self, episode: Episode, since: int) -> None:
+        try:
+            plan = distill_episode(
+                episode,
+                # a delete() of this episode or its scope from now on wins over what this distillation writes
+                store=GuardedStore(self.store, self.tombstones, since),
+                embedder=self.embedder,
+                distiller=self.distiller,
+                served_ids=self.queue.served(episode.id),
+                settings=self.distill_settings,
+                write_lock=self.refine_lock,
+                clock=self.clock,
+                screen_llm=self.screen_llm,
+            )
+        except LLMOutputError as exc:
+            log.warning("episode %s: unusable LLM output, marked failed: %s", episode.id, exc)
+            self.queue.fail(episode.id, str(exc), raw_output=exc.raw)
+            return
+        except (ExpscaleError, OSError) as exc:
+            store_down = isinstance(exc, StoreError)
+            gave_up = self.queue.defer(
+                episode.id,
+                f"{type(exc).__name__}: {exc}",
+                backoff_s=self.distill_settings.retry_backoff_s,
+                max_attempts=self.distill_settings.max_attempts,
+                count_attempt=not store_down,  # an outage of the store is not this episode's fault
+            )
+            if store_down:
+                raise _StoreDown from exc
+            log.warning(
+                "episode %s: distillation failed (%s); %s",
+                episode.id,
+                exc,
+                "marked failed" if gave_up else "will retry",
+            )
+            return
+        except Exception as exc:  # a bug in a distiller must not lose the episode
+            log.exception("episode %s: unexpected distillation error", episode.id)
+            self.queue.fail(episode.id, f"{type(exc).__name__}: {exc}")
+            return
+        self.queue.complete([episode.id])
+        self._new_since_refine += len(plan.new)
+
+    def flush_credits(self) -> int:
+        """Write retrieval counts and feedback credits to the store. Kept for later if the store fails."""
+        usage, last_used = self.usage.take()
+        rows = self.queue.uncredited()
+        if not usage and not rows:
+            return 0
+        try:
+            ids = list(dict.fromkeys([*usage, *(r[1] for r in rows)]))
+            store = GuardedStore(self.store, self.tombstones)
+            # Read-modify-write of whole records: under the refine lock, or a refine in between is undone.
+            with self.refine_lock:
+                store.update(
+                    apply_credit(
+                        [e for e, _ in self.store.get(ids)],
+                        usage,
+                        last_used,
+                        rows,
+                        credit_min_similarity=self.retrieve_settings.credit_min_similarity,
+                        half_life_days=self.refine_settings.utility_half_life_days,
+                        now=self.clock(),
+                    )
+                )
+            self.queue.mark_credited(rows)
+        except ExpscaleError as exc:
+            log.warning("could not write usage statistics yet (%s); keeping them for the next try", exc)
+            self.usage.give_back(usage, last_used)
+            return 0
+        return len(rows) + len(usage)
+
+    def maybe_refine(self) -> None:
+        s = self.refine_settings
+        due_n = s.every_n_experiences is not None and self._new_since_refine >= s.every_n_experiences
+        due_t = s.every_s is not None and time.monotonic() - self._last_refine >= s.every_s
+        if due_n or due_t:
+            try:
+                report = self.refine(None)
+                log.info("periodic refine: %s", report.model_dump())
+            except ExpscaleError as exc:
+                log.warning("periodic refine failed, will try again later: %s", exc)
+                self._last_refine = time.monotonic()
+
+    def refine(self, scope: Scope | None) -> RefineReport:
+        with self.refine_lock:
+            now = self.clock()
+            mark = self.queue.get_meta("refined_at") if scope is None else None
+            # Only what changed since the last whole-store run is compared with the rest (near-linear cost).
+            since = datetime.fromisoformat(mark) if mark else None
+            store = GuardedStore(self.store, self.tombstones)  # a delete meanwhile wins over the merges
+            report = Refiner(store, self.embedder, self.refine_settings, self.llm).run(scope, now=now, since=since)
+            if scope is None:
+                self.queue.set_meta("refined_at", now.isoformat())
+            self._new_since_refine = 0
+            self._last_refine = time.monotonic()
+            return report
+
+    def persist_llm_usage(self) -> None:
+        """Add this process's LLM usage since the last call to the data dir's counters."""
+        if self.llm is None:
+            return
+        u = self.llm.usage
+        now = {"llm_calls": u.calls, "llm_prompt_tokens": u.prompt_tokens, "llm_completion_tokens": u.completion_tokens}
+        deltas = {k: v - self._llm_persisted.get(k, 0) for k, v in now.items()}
+        if any(deltas.values()):
+            self.queue.add_meta_counts(deltas)
+            self._llm_persisted = now
+
+    def close(self) -> None:
+        try:
+            self.flush_credits()
+            self.persist_llm_usage()
+        except ExpscaleError as exc:
+            log.warning("could not flush usage statistics on close: %s", exc)
