@@ -13,19 +13,18 @@ contract is in :meth:`EpisodeQueue.put`.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from expscale_core.capture.storable import storable_text
 from expscale_core.episode import Episode, EpisodeStatus, Outcome
-from expscale_core.episodes.group_commit import GroupCommit
+from expscale_core.episodes.db import PROCESSING, is_dead_owner
+from expscale_core.episodes.journal import Journal
+from expscale_core.episodes.ledger import ServedLedger
 from expscale_core.errors import QueueError, ScopeError
 from expscale_core.scope import Scope
 
@@ -35,48 +34,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS episodes (
-    id TEXT PRIMARY KEY,
-    namespace TEXT NOT NULL, tenant TEXT, agent TEXT, user TEXT,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    not_before REAL NOT NULL,
-    lease_until REAL,
-    owner TEXT,
-    payload TEXT NOT NULL,
-    error TEXT,
-    raw_output TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS episodes_status ON episodes(status, not_before);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS early_outcomes (
-    episode_id TEXT PRIMARY KEY, payload TEXT NOT NULL, received_at REAL, scope TEXT
-);
-CREATE TABLE IF NOT EXISTS served (
-    episode_id TEXT NOT NULL,
-    experience_id TEXT NOT NULL,
-    served_at REAL NOT NULL,
-    similarity REAL NOT NULL DEFAULT 1.0,
-    verdict INTEGER NOT NULL DEFAULT 0,
-    applied INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (episode_id, experience_id)
-);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id TEXT NOT NULL, namespace TEXT, tenant TEXT, agent TEXT, user TEXT,
-    error TEXT NOT NULL, input TEXT, at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS journal (
-    name TEXT NOT NULL, owner TEXT NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (name, owner, key)
-);
-"""
-
-_PROCESSING = "processing"  # internal: claimed by a worker under a lease
-
-
-class EpisodeQueue:
+class EpisodeQueue(ServedLedger, Journal):
     """Durable queue of captured episodes, plus which experiences were served to which episode.
 
     Example:
@@ -101,31 +59,12 @@ class EpisodeQueue:
                 f"commit_interval_s must be in [0, 60] seconds, got {commit_interval_s!r}; "
                 "set EXPSCALE_CAPTURE__COMMIT_INTERVAL_S (0 commits inside record())"
             )
-        self.path = str(path)
+        super().__init__(path, commit_interval_s=commit_interval_s, clock=clock)
         self.delay_s = delay_s
         self.lease_s = lease_s
         self.commit_interval_s = commit_interval_s
         self.early_feedback_ttl_s = early_feedback_ttl_s
-        self._clock = clock
-        self._buffer = GroupCommit(self.flush, commit_interval_s)
         self._closing = False
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left in free pages
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(early_outcomes)")}
-            if "received_at" not in columns:  # a 0.2.0 queue
-                self._db.execute("ALTER TABLE early_outcomes ADD COLUMN received_at REAL")
-            if "scope" not in columns:  # before feedback was checked against scopes
-                self._db.execute("ALTER TABLE early_outcomes ADD COLUMN scope TEXT")
-        except sqlite3.Error as exc:
-            raise QueueError(f"cannot open the episode queue at {self.path}: {exc}; check EXPSCALE_DATA_DIR") from exc
-        self._lock = threading.Lock()
-        self._owner = f"{socket.gethostname()}:{os.getpid()}"
         self._release_dead_owners()
 
     def _release_dead_owners(self) -> None:
@@ -133,41 +72,11 @@ class EpisodeQueue:
         instead of waiting for their lease to run out."""
         host = socket.gethostname()
         with self._tx() as db:
-            rows = db.execute("SELECT id, owner FROM episodes WHERE status=?", (_PROCESSING,)).fetchall()
-            dead = [eid for eid, owner in rows if _is_dead(owner, host)]
+            rows = db.execute("SELECT id, owner FROM episodes WHERE status=?", (PROCESSING,)).fetchall()
+            dead = [eid for eid, owner in rows if is_dead_owner(owner, host)]
             db.executemany(
                 "UPDATE episodes SET status='pending', lease_until=NULL, owner=NULL WHERE id=?", [(i,) for i in dead]
             )
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One transaction; buffered captures are committed in it first, so every operation sees them."""
-        with self._lock:
-            batch = self._buffer.drain()
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    if batch:
-                        self._insert(self._db, batch)
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except BaseException as exc:
-                self._buffer.give_back(batch)  # not committed: keep them for the next try
-                if isinstance(exc, sqlite3.Error):
-                    raise QueueError(f"episode queue at {self.path} failed: {exc}") from exc
-                raise
-
-    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._buffer:
-            self.flush()
-        with self._lock:
-            try:
-                return fn(self._db)
-            except sqlite3.Error as exc:
-                raise QueueError(f"episode queue at {self.path} failed: {exc}") from exc
 
     # -- capture ---------------------------------------------------------------------------
 
@@ -188,12 +97,6 @@ class EpisodeQueue:
                 self._insert(db, [episode])
             return
         self._buffer.append(episode)
-
-    def flush(self) -> None:
-        """Commit everything captured so far."""
-        if self._buffer:
-            with self._tx():
-                pass
 
     def _insert(self, db: sqlite3.Connection, episodes: Sequence[Episode]) -> None:
         now = self._clock()
@@ -306,11 +209,11 @@ class EpisodeQueue:
             rows = db.execute(
                 "SELECT id, payload FROM episodes WHERE (status='pending' AND (not_before<=? OR (? AND attempts=0)))"
                 " OR (status=? AND lease_until<?) ORDER BY created_at LIMIT ?",
-                (now, int(ignore_delay), _PROCESSING, now, limit),
+                (now, int(ignore_delay), PROCESSING, now, limit),
             ).fetchall()
             db.executemany(
                 "UPDATE episodes SET status=?, lease_until=?, owner=?, updated_at=? WHERE id=?",
-                [(_PROCESSING, now + self.lease_s, self._owner, now, r[0]) for r in rows],
+                [(PROCESSING, now + self.lease_s, self._owner, now, r[0]) for r in rows],
             )
         episodes: list[Episode] = []
         for eid, payload in rows:
@@ -365,7 +268,7 @@ class EpisodeQueue:
         with self._tx() as db:
             db.executemany(
                 "UPDATE episodes SET status='pending', lease_until=NULL WHERE id=? AND status=?",
-                [(i, _PROCESSING) for i in episode_ids],
+                [(i, PROCESSING) for i in episode_ids],
             )
 
     def _set_status(
@@ -394,117 +297,6 @@ class EpisodeQueue:
             )
             return cur.rowcount
 
-    # -- served experiences, for crediting feedback ---------------------------------------
-
-    def record_served(
-        self, episode_id: str, experience_ids: Sequence[str], similarities: Sequence[float] | None = None
-    ) -> None:
-        """Remember what was served to an episode, with how similar each was to the query."""
-        if not experience_ids:
-            return
-        sims = list(similarities) if similarities is not None else [1.0] * len(experience_ids)
-        if len(sims) != len(experience_ids):
-            raise ValueError(f"{len(experience_ids)} experience ids but {len(sims)} similarities")
-        now = self._clock()
-        with self._tx() as db:
-            db.executemany(
-                "INSERT OR IGNORE INTO served (episode_id, experience_id, served_at, similarity) VALUES (?,?,?,?)",
-                [(episode_id, x, now, sim) for x, sim in zip(experience_ids, sims)],
-            )
-
-    def set_verdict(self, episode_id: str, verdict: int) -> int:
-        """Record feedback (+1 helpful, -1 harmful, 0 neutral) on everything served to an episode.
-
-        Credits are applied to the store later by :meth:`uncredited`/:meth:`mark_credited`, so a
-        store outage loses none; changing a verdict applies only the difference.
-        """
-        with self._tx() as db:
-            return int(db.execute("UPDATE served SET verdict=? WHERE episode_id=?", (verdict, episode_id)).rowcount)
-
-    def uncredited(self, limit: int = 500) -> list[tuple[str, str, int, int, float]]:
-        """(episode_id, experience_id, verdict, applied, similarity) rows whose verdict is not yet in the store."""
-        rows = self._read(
-            lambda db: db.execute(
-                "SELECT episode_id, experience_id, verdict, applied, similarity FROM served"
-                " WHERE verdict != applied LIMIT ?",
-                (limit,),
-            ).fetchall()
-        )
-        return [(r[0], r[1], int(r[2]), int(r[3]), float(r[4])) for r in rows]
-
-    def mark_credited(self, rows: Sequence[tuple[str, str, int, int, float]]) -> None:
-        with self._tx() as db:
-            db.executemany(
-                "UPDATE served SET applied=? WHERE episode_id=? AND experience_id=?",
-                [(verdict, ep, exp) for ep, exp, verdict, _, _ in rows],
-            )
-
-    def verdict_counts(self) -> dict[int, int]:
-        """How many serves were rated helpful (+1), harmful (-1) or not at all (0)."""
-        rows = self._read(lambda db: db.execute("SELECT verdict, COUNT(*) FROM served GROUP BY verdict").fetchall())
-        return {int(v): int(n) for v, n in rows}
-
-    def add_meta_counts(self, deltas: dict[str, int]) -> None:
-        """Add to persistent counters (LLM calls and tokens across processes)."""
-        with self._tx() as db:
-            for key, delta in deltas.items():
-                row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-                total = (int(row[0]) if row else 0) + delta
-                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(total)))
-
-    def served(self, episode_id: str) -> list[str]:
-        rows = self._read(
-            lambda db: db.execute(
-                "SELECT experience_id FROM served WHERE episode_id=? ORDER BY served_at", (episode_id,)
-            ).fetchall()
-        )
-        return [r[0] for r in rows]
-
-    # -- small persistent markers (e.g. when refinement last ran) ---------------------------
-
-    def get_meta(self, key: str) -> str | None:
-        row = self._read(lambda db: db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone())
-        return str(row[0]) if row else None
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
-    # -- undo journal for store writes that must be all-or-nothing (import) -------------------
-
-    def journal_begin(self, name: str, entries: Mapping[str, str | None]) -> None:
-        """Durably note, before a multi-record store write starts, how to undo it: per record key, its
-        previous state (None: it did not exist). A process killed midway leaves the note for the next one."""
-        with self._tx() as db:
-            db.execute("DELETE FROM journal WHERE name=? AND owner=?", (name, self._owner))
-            db.executemany(
-                "INSERT INTO journal (name, owner, key, value) VALUES (?, ?, ?, ?)",
-                [(name, self._owner, key, value) for key, value in entries.items()],
-            )
-
-    def _journal_owners(self, db: sqlite3.Connection, name: str) -> list[str]:
-        """This process, and processes on this host that died with a note open. Another live process's
-        write in progress (a shared data dir) is not ours to undo."""
-        owners = [r[0] for r in db.execute("SELECT DISTINCT owner FROM journal WHERE name=?", (name,))]
-        host = socket.gethostname()
-        return [o for o in owners if o == self._owner or _is_dead(o, host)]
-
-    def journal(self, name: str) -> dict[str, str | None]:
-        def read(db: sqlite3.Connection) -> dict[str, str | None]:
-            out: dict[str, str | None] = {}
-            for owner in self._journal_owners(db, name):
-                sql = "SELECT key, value FROM journal WHERE name=? AND owner=?"
-                out.update(db.execute(sql, (name, owner)).fetchall())
-            return out
-
-        return self._read(read)
-
-    def journal_clear(self, name: str) -> None:
-        """Forget the notes :meth:`journal` returned (the write finished, or it was undone)."""
-        with self._tx() as db:
-            for owner in self._journal_owners(db, name):
-                db.execute("DELETE FROM journal WHERE name=? AND owner=?", (name, owner))
-
     # -- inspection and deletion -----------------------------------------------------------
 
     def get(self, episode_id: str) -> Episode | None:
@@ -517,7 +309,7 @@ class EpisodeQueue:
         args: tuple[object, ...] = ()
         if status is EpisodeStatus.PENDING:
             sql += " WHERE status IN ('pending', ?)"
-            args = (_PROCESSING,)
+            args = (PROCESSING,)
         elif status is not None:
             sql += " WHERE status=?"
             args = (status.value,)
@@ -535,7 +327,7 @@ class EpisodeQueue:
         rows = self._read(lambda db: db.execute("SELECT status, COUNT(*) FROM episodes GROUP BY status").fetchall())
         out = {s.value: 0 for s in EpisodeStatus}
         for status, n in rows:
-            key = EpisodeStatus.PENDING.value if status == _PROCESSING else status
+            key = EpisodeStatus.PENDING.value if status == PROCESSING else status
             out[key] += n
         return out
 
@@ -545,7 +337,7 @@ class EpisodeQueue:
             lambda db: db.execute(
                 "SELECT (SELECT COUNT(*) FROM episodes WHERE status IN ('pending', ?)),"
                 " (SELECT COUNT(*) FROM served WHERE verdict != applied)",
-                (_PROCESSING,),
+                (PROCESSING,),
             ).fetchone()
         )
         return int(row[0]) + int(row[1])
@@ -562,15 +354,6 @@ class EpisodeQueue:
                 ).rowcount
                 for i in episode_ids
             )
-
-    def checkpoint(self) -> None:
-        """Move the WAL into the database and truncate it, so deleted text survives in neither file."""
-        self.flush()
-        with self._lock:
-            try:
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error as exc:
-                raise QueueError(f"episode queue at {self.path} failed: {exc}") from exc
 
     def delete_episode(self, episode_id: str) -> int:
         with self._tx() as db:
@@ -603,18 +386,3 @@ class EpisodeQueue:
 
 def _parse(payload: str) -> Episode:
     return Episode.model_validate_json(payload)
-
-
-def _is_dead(owner: str | None, host: str) -> bool:
-    if not owner or ":" not in owner:
-        return False
-    owner_host, _, pid = owner.rpartition(":")
-    if owner_host != host or not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, but someone else's
-        return False
-    return False

@@ -20,8 +20,9 @@ from expscale_core.errors import CollectionMismatchError, StoreError, StoreLocke
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
 from expscale_core.store._edge_build import IndexBuild
-from expscale_core.store._records import INDEXED_FIELDS, point_ids, scope_terms, to_payload, to_record, to_vector
+from expscale_core.store._edge_shard import copy_shard, create_shard, edge_config, edge_filter, folder_bytes
 from expscale_core.store._records import clamp_score as _clamp
+from expscale_core.store._records import point_ids, to_payload, to_record, to_vector
 from expscale_core.store.base import Vector
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ class EdgeExperienceStore:
                 return
             if self._closed:
                 raise StoreError(f"the experience store at {self.path} is closed")
-            config = _config(dimension)
+            config = edge_config(dimension)
             self._finish_interrupted_compaction()
             exists = (self.path / "edge_config.json").exists()
             try:
@@ -115,7 +116,7 @@ class EdgeExperienceStore:
                     shard = qe.EdgeShard.load(str(self.path), config)
                 else:
                     self.path.mkdir(parents=True, exist_ok=True)
-                    shard = _create_shard(self.path, config)
+                    shard = create_shard(self.path, config)
             except Exception as exc:
                 if "incompatible" in str(exc).lower():
                     raise CollectionMismatchError(
@@ -205,7 +206,7 @@ class EdgeExperienceStore:
     def delete_scope(self, scope: Scope) -> int:
         import qdrant_edge as qe
 
-        flt = _filter(scope, None) or qe.Filter()
+        flt = edge_filter(scope, None) or qe.Filter()
         n = self.count(scope=scope)
 
         def run(shard: qe.EdgeShard) -> None:
@@ -233,7 +234,7 @@ class EdgeExperienceStore:
         request = qe.QueryRequest(
             limit=limit,
             query=qe.Query.Nearest([float(x) for x in vector]),
-            filter=_filter(scope, statuses, exact=exact_scope),
+            filter=edge_filter(scope, statuses, exact=exact_scope),
             score_threshold=min_similarity,
             with_payload=True,
         )
@@ -261,7 +262,7 @@ class EdgeExperienceStore:
     ) -> Iterator[tuple[Experience, Vector | None]]:
         import qdrant_edge as qe
 
-        flt = _filter(scope, statuses)
+        flt = edge_filter(scope, statuses)
         offset: Any = None
         while True:
             request = qe.ScrollRequest(
@@ -276,7 +277,7 @@ class EdgeExperienceStore:
     def count(self, *, scope: Scope | None = None, statuses: Sequence[ExperienceStatus] | None = None) -> int:
         import qdrant_edge as qe
 
-        request = qe.CountRequest(exact=True, filter=_filter(scope, statuses))
+        request = qe.CountRequest(exact=True, filter=edge_filter(scope, statuses))
         return int(self._call("count", lambda s: s.count(request)))
 
     # -- housekeeping --------------------------------------------------------------------
@@ -318,14 +319,14 @@ class EdgeExperienceStore:
         with self._lock:
             if self._shard is None or self._dimension is None:
                 return
-            self._ensure_room(2 * _folder_bytes(self.path), "index build (a copy of the store, then its index)")
+            self._ensure_room(2 * folder_bytes(self.path), "index build (a copy of the store, then its index)")
             build = IndexBuild(self.path.with_name(self.path.name + ".build"))
             self._build = build  # from here on, every write is noted for the replay
-            config = _config(self._dimension)
+            config = edge_config(self._dimension)
 
         started = time.perf_counter()
         try:
-            _copy_shard(build.folder, config, self._page)  # a page at a time under the lock: queries interleave
+            copy_shard(build.folder, config, self._page)  # a page at a time under the lock: queries interleave
             build.start()
         except Exception as exc:
             self._drop_build()
@@ -350,7 +351,7 @@ class EdgeExperienceStore:
             if self._shard is None or self._dimension is None:
                 self._drop_build()
                 return False
-            dimension, config = self._dimension, _config(self._dimension)
+            dimension, config = self._dimension, edge_config(self._dimension)
             try:
                 built = qe.EdgeShard.load(str(build.folder), config)
                 try:
@@ -395,11 +396,11 @@ class EdgeExperienceStore:
         with self._lock:
             if self._shard is None or self._dimension is None:
                 return
-            self._ensure_room(_folder_bytes(self.path), "compaction (a rewrite of the store)")
+            self._ensure_room(folder_bytes(self.path), "compaction (a rewrite of the store)")
             fresh_dir = self.path.with_name(self.path.name + ".compact")
-            config = _config(self._dimension)
+            config = edge_config(self._dimension)
             try:
-                _copy_shard(fresh_dir, config, self._page)
+                copy_shard(fresh_dir, config, self._page)
                 self._shard.close()
                 self._shard = None
                 self._swap_in(fresh_dir, config)
@@ -460,57 +461,3 @@ class EdgeExperienceStore:
                         self._on_close()
             elif self._on_close is not None:
                 self._on_close()
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
-def _config(dimension: int) -> qe.EdgeConfig:
-    import qdrant_edge as qe
-
-    return qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine))
-
-
-def _create_shard(path: Path, config: qe.EdgeConfig) -> qe.EdgeShard:
-    """A new shard with keyword indexes on the fields every scoped read filters by."""
-    import qdrant_edge as qe
-
-    shard = qe.EdgeShard.create(str(path), config)
-    for field in INDEXED_FIELDS:
-        shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
-    return shard
-
-
-def _copy_shard(folder: Path, config: qe.EdgeConfig, page: Callable[[Any], tuple[list[Any], Any]]) -> None:
-    """A new shard at ``folder`` holding every point ``page(offset)`` yields: only live points, so it also
-    leaves behind what deletions left in the old shard's WAL and segments."""
-    import qdrant_edge as qe
-
-    shutil.rmtree(folder, ignore_errors=True)
-    target = _create_shard(folder, config)
-    try:
-        offset: Any = None
-        while True:
-            records, offset = page(offset)
-            if records:
-                points = [qe.Point(r.id, to_vector(r.vector) or [], r.payload) for r in records]
-                target.update(qe.UpdateOperation.upsert_points(points))
-            if offset is None or not records:
-                break
-        target.flush()
-    finally:
-        target.close()
-
-
-def _filter(
-    scope: Scope | None, statuses: Sequence[ExperienceStatus] | None, *, exact: bool = False
-) -> qe.Filter | None:
-    import qdrant_edge as qe
-
-    matches, nulls = scope_terms(scope, exact=exact)
-    must: list[Any] = [qe.FieldCondition(key=key, match=qe.MatchValue(value)) for key, value in matches.items()]
-    must += [qe.IsNullCondition(key) for key in nulls]
-    if statuses is not None:
-        must.append(qe.FieldCondition(key="status", match=qe.MatchAny([s.value for s in statuses])))
-    return qe.Filter(must=must) if must else None
