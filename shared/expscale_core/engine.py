@@ -16,7 +16,6 @@ from expscale_core.distill.base import Distiller
 from expscale_core.embed.base import Embedder
 from expscale_core.episode import Episode, Outcome, utcnow
 from expscale_core.episodes.queue import EpisodeQueue
-from expscale_core.errors import StoreError
 from expscale_core.experience import Experience, ExperienceStatus, ScoredExperience
 from expscale_core.factory import build_collaborators
 from expscale_core.ids import IdLike, coerce_id, coerce_ids
@@ -26,7 +25,8 @@ from expscale_core.ops.stats import EngineStats, collect_stats
 from expscale_core.refine import RefineReport
 from expscale_core.scope import Scope
 from expscale_core.serve.credit import UsageTally
-from expscale_core.serve.retrieve import format_experiences, rank
+from expscale_core.serve.retrieve import format_experiences
+from expscale_core.serve.retriever import Retriever
 from expscale_core.settings import CaptureSettings, DistillSettings, RefineSettings, RetrieveSettings
 from expscale_core.store.base import ExperienceStore
 from expscale_core.worker import BackgroundWorker
@@ -51,7 +51,7 @@ class _Shared(Generic[T]):
         return value
 
     def __set__(self, engine: ExperienceEngine, value: T) -> None:
-        for stage in (engine._loop, engine._deleter):
+        for stage in (engine._loop, engine._deleter, engine._retriever):
             if hasattr(stage, self._name):
                 setattr(stage, self._name, value)
 
@@ -122,9 +122,9 @@ class ExperienceEngine:
             clock=clock,
             screen_llm=screen_llm,
         )
+        self._retriever = Retriever(store, embedder, self.retrieve_settings, self._usage, clock)
         self._worker = BackgroundWorker(self._loop.step, idle_s=self.distill_settings.idle_s)
         self._closed = False
-        self._store_down = False
         self._autostart = autostart
         self.redact = redact
         """Applied to every text the engine stores: captured episodes from any adapter, feedback comments and
@@ -258,27 +258,9 @@ class ExperienceEngine:
         floor = self.retrieve_settings.min_score if min_score is None else min_score
         read_scope = Scope.coerce(scope) if scope is not None else self.scope
         with self._worker.request():
-            try:
-                self.store.ensure_collection(self.embedder.dimension)
-                vector = self.embedder.embed([query])[0]
-                candidates = self.store.search(vector, scope=read_scope, limit=k * 3, min_similarity=floor)
-            except StoreError as exc:
-                # Serve without memory while the store is unreachable; say so once per outage, not per request.
-                if not self._store_down:
-                    log.warning("experience store unavailable, serving without experience until it is back: %s", exc)
-                self._store_down = True
-                return []
-            if self._store_down:
-                log.info("experience store is back")
-                self._store_down = False
-            now = self._clock()
-            ranked = rank(candidates, k=k, now=now, settings=self.retrieve_settings)
-            if ranked:
-                self._usage.add((item.experience.id for item in ranked), now)
-                if served_to is not None:
-                    self.queue.record_served(
-                        served_to, [s.experience.id for s in ranked], [s.similarity for s in ranked]
-                    )
+            ranked = self._retriever.search(query, k=k, scope=read_scope, floor=floor)
+            if ranked and served_to is not None:
+                self.queue.record_served(served_to, [s.experience.id for s in ranked], [s.similarity for s in ranked])
         return ranked
 
     def format(

@@ -1,0 +1,51 @@
+"""Serving: the experiences most useful for a query, ranked, counted, and never an error while the store is down."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from expscale_core.embed.base import Embedder
+from expscale_core.errors import StoreError
+from expscale_core.experience import ScoredExperience
+from expscale_core.scope import Scope
+from expscale_core.serve.credit import UsageTally
+from expscale_core.serve.retrieve import rank
+from expscale_core.settings import RetrieveSettings
+from expscale_core.store.base import ExperienceStore
+
+__all__ = ["Retriever"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Retriever:
+    store: ExperienceStore
+    embedder: Embedder
+    settings: RetrieveSettings
+    usage: UsageTally
+    clock: Callable[[], datetime]
+    _store_down: bool = False
+
+    def search(self, query: str, *, k: int, scope: Scope, floor: float) -> list[ScoredExperience]:
+        """The best ``k`` for ``query`` in ``scope``, each counted as used; none while the store is unreachable."""
+        try:
+            self.store.ensure_collection(self.embedder.dimension)
+            vector = self.embedder.embed([query])[0]
+            candidates = self.store.search(vector, scope=scope, limit=k * 3, min_similarity=floor)
+        except StoreError as exc:
+            # Serve without memory while the store is unreachable; say so once per outage, not per request.
+            if not self._store_down:
+                log.warning("experience store unavailable, serving without experience until it is back: %s", exc)
+            self._store_down = True
+            return []
+        if self._store_down:
+            log.info("experience store is back")
+            self._store_down = False
+        now = self.clock()
+        ranked = rank(candidates, k=k, now=now, settings=self.settings)
+        self.usage.add((item.experience.id for item in ranked), now)
+        return ranked
