@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from expscale_core import EdgeExperienceStore, Episode, Experience, Scope
 from expscale_core.refine.refiner import Refiner
-from expscale_core.serve.retrieve import rank
+from expscale_core.serve.retriever import rank
 from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
 from expscale_core.testing import HashEmbedder, make_engine
 

@@ -44,7 +44,7 @@ from expscale_core.experience import (
 from expscale_core.llm import LLM, OpenAILLM
 from expscale_core.refine.refiner import RefineReport
 from expscale_core.scope import Scope
-from expscale_core.serve.retrieve import DEFAULT_HEADER, format_experiences, render_experience
+from expscale_core.serve.inject import DEFAULT_HEADER, format_experiences, render_experience
 from expscale_core.settings import ExpscaleSettings
 from expscale_core.store import ExperienceStore
 

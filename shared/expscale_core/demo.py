@@ -10,7 +10,7 @@ from typing import TextIO
 from expscale_core.episode import Episode, Outcome, ToolStep
 from expscale_core.experience import ExperienceStatus
 from expscale_core.scope import Scope
-from expscale_core.serve.retrieve import render_experience
+from expscale_core.serve.inject import render_experience
 from expscale_core.settings import ExpscaleSettings
 
 __all__ = ["run_demo"]

@@ -25,7 +25,7 @@ from expscale_core.ops.stats import EngineStats, collect_stats
 from expscale_core.refine import RefineReport
 from expscale_core.scope import Scope
 from expscale_core.serve.credit import UsageTally
-from expscale_core.serve.retrieve import format_experiences
+from expscale_core.serve.inject import format_experiences
 from expscale_core.serve.retriever import Retriever
 from expscale_core.settings import CaptureSettings, DistillSettings, RefineSettings, RetrieveSettings
 from expscale_core.store.base import ExperienceStore

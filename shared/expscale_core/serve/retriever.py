@@ -3,22 +3,42 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from expscale_core.embed.base import Embedder
 from expscale_core.errors import StoreError
-from expscale_core.experience import ScoredExperience
+from expscale_core.experience import Experience, ScoredExperience
 from expscale_core.scope import Scope
+from expscale_core.scoring import blend_score, recency, utility_from_counts
 from expscale_core.serve.credit import UsageTally
-from expscale_core.serve.retrieve import rank
 from expscale_core.settings import RetrieveSettings
 from expscale_core.store.base import ExperienceStore
 
-__all__ = ["Retriever"]
+__all__ = ["Retriever", "rank"]
 
 log = logging.getLogger(__name__)
+
+
+def rank(
+    candidates: Sequence[tuple[Experience, float]], *, k: int, now: datetime, settings: RetrieveSettings
+) -> list[ScoredExperience]:
+    """Blend similarity with utility and recency; best ``k`` first."""
+    scored = []
+    for exp, similarity in candidates:
+        last = exp.last_used_at or exp.updated_at
+        score = blend_score(
+            similarity,
+            utility_from_counts(exp.helpful, exp.harmful),
+            recency(last, now, settings.recency_half_life_days),
+            similarity_weight=settings.similarity_weight,
+            utility_weight=settings.utility_weight,
+            recency_weight=settings.recency_weight,
+        )
+        scored.append(ScoredExperience(experience=exp, score=score, similarity=similarity))
+    scored.sort(key=lambda s: s.score, reverse=True)
+    return scored[:k]
 
 
 @dataclass
