@@ -99,6 +99,8 @@ def test_stage_folders_exist_in_loop_order() -> None:
 
 
 def test_no_module_is_past_about_500_lines_and_the_engine_stays_a_facade() -> None:
-    sizes = {p.relative_to(CORE).as_posix(): len(p.read_text(encoding="utf-8").splitlines()) for p in CORE.rglob("*.py")}
+    sizes = {
+        p.relative_to(CORE).as_posix(): len(p.read_text(encoding="utf-8").splitlines()) for p in CORE.rglob("*.py")
+    }
     assert {name: n for name, n in sizes.items() if n > 500} == {}
     assert sizes["engine.py"] <= 420
