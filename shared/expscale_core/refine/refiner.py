@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
@@ -30,6 +30,7 @@ from expscale_core.episode import utcnow
 from expscale_core.errors import LLMError
 from expscale_core.experience import Experience, ExperienceKind, ExperienceStatus, Provenance
 from expscale_core.llm import LLM
+from expscale_core.refine.clusters import Row, dirty_pairs, duplicate_clusters, similar_pairs, unit_rows
 from expscale_core.safety.screen import screen
 from expscale_core.scope import Scope
 from expscale_core.scoring import count_tokens, decay, utility_from_counts
@@ -39,8 +40,6 @@ from expscale_core.store.base import ExperienceStore
 __all__ = ["RefineReport", "Refiner", "dirty_pairs", "duplicate_clusters", "retention_value", "similar_pairs"]
 
 log = logging.getLogger(__name__)
-Row = np.ndarray
-"""A vector as refinement holds it: float32 (1.5 KB at 384 dims, where a list of Python floats takes 12 KB)."""
 _MAX_ADJUDICATIONS = 32  # LLM contradiction checks per run: bounds the cost of one refine
 
 
@@ -82,67 +81,6 @@ def retention_value(exp: Experience, now: datetime, half_life_days: float) -> fl
     idle_days = (now - last).total_seconds() / 86400.0
     evidence = 1.0 + 0.25 * math.log1p(exp.times_retrieved + exp.support - 1)
     return (1.0 + utility_from_counts(exp.helpful, exp.harmful)) * evidence * decay(idle_days, half_life_days)
-
-
-def similar_pairs(
-    vectors: np.ndarray, low: float, high: float = float("inf"), chunk: int = 512
-) -> Iterator[tuple[float, int, int]]:
-    """``(similarity, i, j)`` for every pair ``i < j`` with ``low <= similarity < high``.
-
-    Rows must be L2-normalized. Memory stays at ``chunk × n`` whatever the store size.
-    """
-    return dirty_pairs(vectors, range(len(vectors)), low, high, chunk)  # every row dirty: every pair once
-
-
-def dirty_pairs(
-    vectors: np.ndarray, dirty: Sequence[int], low: float, high: float = float("inf"), chunk: int = 512
-) -> Iterator[tuple[float, int, int]]:
-    """Like :func:`similar_pairs`, but only pairs with at least one row in ``dirty``: O(len(dirty) × n)."""
-    seen_dirty = set(dirty)
-    rows_all = np.asarray(sorted(seen_dirty), dtype=np.int64)
-    for start in range(0, len(rows_all), chunk):
-        rows = rows_all[start : start + chunk]
-        sims = vectors[rows] @ vectors.T
-        rr, cc = np.nonzero((sims >= low) & (sims < high))
-        for r, c in zip(rr.tolist(), cc.tolist()):
-            i, j = int(rows[r]), c
-            if i == j or (j in seen_dirty and j < i):  # a dirty-dirty pair is reported once
-                continue
-            yield float(sims[r, c]), min(i, j), max(i, j)
-
-
-def duplicate_clusters(
-    vectors: np.ndarray, threshold: float, chunk: int = 512, dirty: Sequence[int] | None = None
-) -> list[list[int]]:
-    """Groups of row indices whose cosine similarity links them at ``threshold`` or above (union-find).
-    With ``dirty``, only links touching those rows are looked for."""
-    n = len(vectors)
-    parent = list(range(n))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    pairs = (
-        similar_pairs(vectors, threshold, chunk=chunk)
-        if dirty is None
-        else dirty_pairs(vectors, dirty, threshold, chunk=chunk)
-    )
-    for _, i, j in pairs:
-        parent[find(i)] = find(j)
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i in range(n):
-        groups[find(i)].append(i)
-    return [g for g in groups.values() if len(g) > 1]
-
-
-def _unit_rows(vectors: Sequence[Row]) -> np.ndarray:
-    matrix: np.ndarray = np.asarray(vectors, dtype=np.float32)
-    norms: np.ndarray = np.clip(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12, None)
-    unit: np.ndarray = matrix / norms
-    return unit
 
 
 def _best(members: Sequence[Experience]) -> Experience:
@@ -260,7 +198,7 @@ class Refiner:
         dirty = None if since is None else [i for i, (e, _) in enumerate(items) if e.updated_at >= since]
         if dirty == []:
             return items
-        matrix = _unit_rows([v for _, v in items])
+        matrix = unit_rows([v for _, v in items])
         merged_away: set[str] = set()
         results: list[tuple[Experience, Row]] = []
         for cluster in duplicate_clusters(matrix, self.settings.duplicate_threshold, dirty=dirty):
@@ -328,7 +266,7 @@ class Refiner:
         active = [e for e, _ in items]
         if self.llm is None or len(active) < 2:
             return active
-        matrix = _unit_rows([v for _, v in items])
+        matrix = unit_rows([v for _, v in items])
         low, high = self.settings.contradiction_threshold, self.settings.duplicate_threshold
         if since is None:
             candidates = similar_pairs(matrix, low, high)
