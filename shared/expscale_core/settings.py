@@ -168,6 +168,11 @@ class RefineSettings(BaseModel):
     max_experiences: int | None = Field(default=10_000, ge=1, description="active experiences per tenant")
     max_tokens: int | None = Field(default=None, ge=1, description="active experience tokens per tenant")
     max_experiences_total: int | None = Field(default=None, ge=1, description="active experiences in the store")
+    induce_rules: bool = Field(
+        default=True, description="with an LLM: write the rule that several verified examples share (grow and refine)"
+    )
+    induce_threshold: float = Field(default=0.6, gt=0, le=1, description="similarity at which examples share a rule")
+    max_inductions: int = Field(default=8, ge=0, description="rule inductions tried per refine run (LLM cost bound)")
 
 
 class ExpscaleSettings(BaseSettings):

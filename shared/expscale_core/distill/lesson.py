@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from expscale_core.distill.guards import lesson_problems
+from expscale_core.distill.guards import agrees, lesson_problems
 from expscale_core.distill.render import load_prompt
 from expscale_core.distill.rules import shorten
 from expscale_core.episode import Episode
+from expscale_core.errors import LLMOutputError
 from expscale_core.experience import Experience, ExperienceKind
+from expscale_core.llm import LLM
 
 __all__ = [
     "RULE_PROMPT_VERSION",
@@ -25,6 +27,7 @@ __all__ = [
     "Taught",
     "compose_rule",
     "parse_rule",
+    "replays",
     "rule_problems",
     "rule_prompt",
     "stored_rule",
@@ -35,6 +38,7 @@ RULE_PROMPT_VERSION = "v3"
 _MAX_EXAMPLES = 3
 _EXAMPLES = re.compile(r"\s+Examples?: ")
 _FIELD = 300
+_REPLAY_SYSTEM = "Answer with a short answer only (a name, date, number, code or phrase).\nThe team's rule: "
 
 
 @dataclass(frozen=True)
@@ -128,3 +132,17 @@ def parse_rule(content: str) -> tuple[str, list[tuple[str, str]]] | None:
         if sep:
             examples.append((q, a))
     return (parts[0], examples) if examples else None
+
+
+class _Replayed(BaseModel):
+    answer: str = Field(max_length=400)
+
+
+def replays(llm: LLM, rule: str, request: str, answer: str) -> bool:
+    """Admission by replay: given ``rule`` alone, does the model now answer ``request`` as ``answer`` says?
+    An inverted or misleading rule fails here, before anyone is served it."""
+    try:
+        replayed = llm.generate(_REPLAY_SYSTEM + rule, request, _Replayed)
+    except LLMOutputError:
+        return False
+    return agrees(replayed.answer, answer)

@@ -15,15 +15,13 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 
-from pydantic import BaseModel, Field
-
 from expscale_core.distill.base import Action, Decision
-from expscale_core.distill.guards import agrees
 from expscale_core.distill.lesson import (
     RULE_PROMPT_VERSION,
     RuleLesson,
     Taught,
     compose_rule,
+    replays,
     rule_problems,
     rule_prompt,
     stored_rule,
@@ -42,7 +40,6 @@ __all__ = ["LLMDistiller", "decisions_from_output"]
 log = logging.getLogger(__name__)
 _SAME_KIND = 0.6  # an episode this similar to a stored verified example may share its rule
 _SAME_RULE = 0.5  # word overlap (Jaccard) above which two rules are one rule, and the new one adds an example
-_REPLAY_SYSTEM = "Answer with a short answer only (a name, date, number, code or phrase).\nThe team's rule: "
 
 
 def decisions_from_output(output: DistillOutput, similar: Sequence[Experience]) -> list[Decision]:
@@ -67,10 +64,6 @@ def decisions_from_output(output: DistillOutput, similar: Sequence[Experience]) 
             )
         )
     return decisions
-
-
-class _Replayed(BaseModel):
-    answer: str = Field(max_length=400)
 
 
 class LLMDistiller:
@@ -130,7 +123,7 @@ class LLMDistiller:
         rule = self._rule(t)
         if rule is None:
             return decisions
-        if self.replay and t.wrong is not None and not self._replays(t, rule.rule):
+        if self.replay and t.wrong is not None and not replays(self.llm, rule.rule, t.request, t.answer):
             log.info(
                 "rule %r does not reproduce the correction of %r; keeping the verbatim lesson", rule.rule, t.request
             )
@@ -160,13 +153,6 @@ class LLMDistiller:
                 log.info("rule for %r rejected (%s); keeping the verbatim lesson", t.request, "; ".join(problems))
                 return None
         return lesson
-
-    def _replays(self, t: Taught, rule: str) -> bool:
-        try:
-            replayed = self.llm.generate(_REPLAY_SYSTEM + rule, t.request, _Replayed)
-        except LLMOutputError:
-            return False
-        return agrees(replayed.answer, t.answer)
 
 
 def _same_kind(t: Taught, similar: Sequence[tuple[Experience, float]]) -> tuple[tuple[str, str], ...]:

@@ -197,7 +197,13 @@ def run(args: argparse.Namespace) -> int:
     results: list[ScenarioResult] = []
     for name, scenario, factor in runs:
         tasks, label, capacity = _tasks(scenario, args, factor)
-        config = EvalConfig(k=args.k, token_budget=args.token_budget, capacity=capacity, min_score=args.min_score)
+        config = EvalConfig(
+            k=args.k,
+            token_budget=args.token_budget,
+            capacity=capacity,
+            min_score=args.min_score,
+            refine_before_tests=scenario.startswith("conventions"),
+        )
         with tqdm(
             total=len(tasks) * len(arms), desc=name, unit="round", file=sys.stderr, disable=args.json, mininterval=2.0
         ) as bar:

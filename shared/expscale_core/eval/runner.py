@@ -39,6 +39,7 @@ ARMS = ("none", "raw", "expscale-norefine", "expscale")
 DISTILLER_ARMS = ("rules", "llm", "llm-refine")
 """Arms that name their distiller, so one run compares them: rules (refined), LLM, LLM with refinement."""
 _LLM_ARMS = ("llm", "llm-refine")
+_REFINING = ("expscale", "rules", "llm-refine")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class EvalConfig:
     capacity: int | None = None
     """Active-experience cap. ``expscale`` enforces it by refinement (utility); the other arms first-in, first-out."""
     refine_every: int = 25
+    refine_before_tests: bool = False
+    """Refining arms refine once where the stream turns from teaching to testing, as a deployment's periodic
+    refine would between yesterday's corrections and today's requests (``conventions``: all teaching comes first)."""
     duplicate_threshold: float = 0.9
     windows: int = 10
 
@@ -138,7 +142,7 @@ def _engine(arm: str, config: EvalConfig, embedder: Embedder, llm: LLM | None) -
     else:
         assert llm is not None
         distiller = LLMDistiller(llm)
-    refining = arm in ("expscale", "rules", "llm-refine")
+    refining = arm in _REFINING
     store = EdgeExperienceStore.temporary()
     store.ensure_collection(embedder.dimension)
     return ExperienceEngine(
@@ -217,9 +221,15 @@ def run_arm(
     background_s = 0.0
     calls_by_kind: dict[bool, list[int]] = {True: [], False: []}  # corrected? -> calls of each such round
     started = time.perf_counter()
+    refining = arm in _REFINING
     for i, task in enumerate(tasks):
         eid = f"round-{i}"
         ok = True
+        turning = task.role == "test" and i > 0 and tasks[i - 1].role != "test"
+        if engine is not None and refining and config.refine_before_tests and turning:
+            t0 = time.perf_counter()
+            engine.refine()
+            background_s += time.perf_counter() - t0
         if task.role == "flood":
             if engine is not None:
                 engine.record(Episode(id=eid, input=task.question, output=task.answers[0]))

@@ -31,6 +31,7 @@ from expscale_core.errors import LLMError
 from expscale_core.experience import Experience, ExperienceKind, ExperienceStatus, Provenance
 from expscale_core.llm import LLM
 from expscale_core.refine.clusters import Row, dirty_pairs, duplicate_clusters, similar_pairs, unit_rows
+from expscale_core.refine.induce import induce_rules
 from expscale_core.safety.screen import screen
 from expscale_core.scope import Scope
 from expscale_core.scoring import count_tokens, decay, utility_from_counts
@@ -61,6 +62,8 @@ class RefineReport(BaseModel):
     after_tokens: int = 0
     duration_s: float = 0.0
     merge_llm_failures: int = Field(default=0, description="merges that fell back to keep-best")
+    induced: int = 0
+    """Rules written from several verified examples that shared one (their examples stay active)."""
 
 
 class _MergeOutput(BaseModel):
@@ -156,6 +159,7 @@ class Refiner:
             merged += self._merge_group(items, now, report, since)
 
         survivors = self._adjudicate(merged, now, report, since)
+        survivors += self._induce(merged, {e.id for e in survivors}, now, report, since)
         values = self._decay(survivors, now, report)
         survivors = self._enforce_cap(survivors, values, now, report)
 
@@ -257,6 +261,43 @@ class Refiner:
         keeper = _combine_stats(best, members, now)
         self.store.update([keeper])
         return keeper, vectors[best.id]
+
+    # -- rule induction (LLM only) ---------------------------------------------------------
+
+    def _induce(
+        self,
+        items: list[tuple[Experience, Row]],
+        alive: set[str],
+        now: datetime,
+        report: RefineReport,
+        since: datetime | None,
+    ) -> list[Experience]:
+        s = self.settings
+        if self.llm is None or not s.induce_rules or s.max_inductions == 0:
+            return []
+        by_scope: dict[Scope, list[tuple[Experience, Row]]] = defaultdict(list)
+        for exp, vec in items:
+            if exp.id in alive:
+                by_scope[exp.scope].append((exp, vec))
+        dirty = None if since is None else {e.id for e, _ in items if e.updated_at >= since}
+        new: list[tuple[Experience, list[float]]] = []
+        for group in by_scope.values():
+            matrix = unit_rows([v for _, v in group])
+            new += induce_rules(
+                [(e, matrix[i]) for i, (e, _) in enumerate(group)],
+                llm=self.llm,
+                embedder=self.embedder,
+                threshold=s.induce_threshold,
+                limit=s.max_inductions - len(new),
+                now=now,
+                dirty=dirty,
+            )
+            if len(new) >= s.max_inductions:
+                break
+        if new:
+            self.store.upsert(new)
+        report.induced = len(new)
+        return [e for e, _ in new]
 
     # -- contradictions (LLM only) -------------------------------------------------------
 

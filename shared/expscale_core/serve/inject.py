@@ -64,8 +64,12 @@ def format_experiences(
     tags = [f"<{delimiter}>", f"</{delimiter}>"] if delimiter else []
     used = count_tokens(header) + count_tokens("".join(tags))
     lines: list[str] = []
-    for item in experiences:
-        exp = item.experience if isinstance(item, ScoredExperience) else item
+    exps = [item.experience if isinstance(item, ScoredExperience) else item for item in experiences]
+    # A worked example that a rule in this block already shows would only repeat it at the cost of budget.
+    in_rules = {pair for exp in exps if (rule := stored_rule(exp)) for pair in rule[1]}
+    for exp in exps:
+        if in_rules and verified_example(exp) in in_rules:
+            continue
         line = f"{len(lines) + 1}. {render_experience(exp)}"
         cost = count_tokens(line)
         if used + cost > token_budget:
