@@ -7,8 +7,11 @@ here. Each step takes what it needs from the collaborators given at construction
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,10 +30,16 @@ from expscale_core.scope import Scope
 from expscale_core.serve.credit import UsageTally, apply_credit
 from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
 from expscale_core.store.base import ExperienceStore
+from expscale_core.store.lease import LeaseLost
 
 __all__ = ["BackgroundLoop"]
 
 log = logging.getLogger(__name__)
+_REFINE_LEASE = "refine"
+
+
+def _holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class _StoreDown(Exception):
@@ -55,6 +64,8 @@ class BackgroundLoop:
     clock: Callable[[], datetime]
     screen_llm: Callable[[str, str], list[str]] | None = None
     refine_lock: threading.Lock = field(default_factory=threading.Lock)
+    holder: str = field(default_factory=_holder)
+    """This engine, as the holder of the store's refine lease."""
     _new_since_refine: int = 0
     _last_refine: float = field(default_factory=time.monotonic)
     _unreleased: set[str] = field(default_factory=set)
@@ -220,18 +231,44 @@ class BackgroundLoop:
                 self._last_refine = time.monotonic()
 
     def refine(self, scope: Scope | None) -> RefineReport:
+        """One refine, if this engine gets the store's refine lease: engines sharing a store take turns."""
         with self.refine_lock:
-            now = self.clock()
-            mark = self.queue.get_meta("refined_at") if scope is None else None
-            # Only what changed since the last whole-store run is compared with the rest (near-linear cost).
-            since = datetime.fromisoformat(mark) if mark else None
-            store = GuardedStore(self.store, self.tombstones)  # a delete meanwhile wins over the merges
-            report = Refiner(store, self.embedder, self.refine_settings, self.llm).run(scope, now=now, since=since)
-            if scope is None:
-                self.queue.set_meta("refined_at", now.isoformat())
-            self._new_since_refine = 0
-            self._last_refine = time.monotonic()
-            return report
+            ttl = self.refine_settings.lease_s
+            epoch = self.store.acquire_lease(_REFINE_LEASE, self.holder, ttl)
+            if epoch is None:
+                # What this engine wrote before the other refine began is in that refine; what came after waits
+                # for the next period.
+                log.info("another engine is refining this store; this refine is skipped")
+                self._new_since_refine = 0
+                self._last_refine = time.monotonic()
+                return RefineReport(skipped=True)
+            try:
+                return self._refine_holding(scope, epoch)
+            except LeaseLost as exc:
+                log.warning("refine stopped: %s; the next run repairs what it left half done", exc)
+                return RefineReport(aborted=True)
+            finally:
+                self.store.release_lease(_REFINE_LEASE, self.holder, epoch)
+
+    def _refine_holding(self, scope: Scope | None, epoch: int) -> RefineReport:
+        def fence() -> None:  # renews the lease before every write, and stops the refine if it was taken over
+            renewed = self.store.acquire_lease(_REFINE_LEASE, self.holder, self.refine_settings.lease_s)
+            if renewed != epoch:
+                if renewed is not None:  # it had run out and was free: taken afresh, which is not a renewal
+                    self.store.release_lease(_REFINE_LEASE, self.holder, renewed)
+                raise LeaseLost(f"the refine lease of epoch {epoch} ran out and was taken over meanwhile")
+
+        now = self.clock()
+        mark = self.queue.get_meta("refined_at") if scope is None else None
+        # Only what changed since the last whole-store run is compared with the rest (near-linear cost).
+        since = datetime.fromisoformat(mark) if mark else None
+        store = GuardedStore(self.store, self.tombstones, fence=fence)  # a delete meanwhile wins over the merges
+        report = Refiner(store, self.embedder, self.refine_settings, self.llm).run(scope, now=now, since=since)
+        if scope is None:
+            self.queue.set_meta("refined_at", now.isoformat())
+        self._new_since_refine = 0
+        self._last_refine = time.monotonic()
+        return report
 
     def persist_llm_usage(self) -> None:
         """Add this process's LLM usage since the last call to the data dir's counters."""

@@ -168,6 +168,9 @@ class RefineSettings(BaseModel):
     max_experiences: int | None = Field(default=10_000, ge=1, description="active experiences per tenant")
     max_tokens: int | None = Field(default=None, ge=1, description="active experience tokens per tenant")
     max_experiences_total: int | None = Field(default=None, ge=1, description="active experiences in the store")
+    lease_s: float = Field(
+        default=300.0, gt=0, description="refine lease: engines sharing one store refine one at a time"
+    )
     induce_rules: bool = Field(
         default=True, description="with an LLM: write the rule that several verified examples share (grow and refine)"
     )

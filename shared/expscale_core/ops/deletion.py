@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from expscale_core.episodes.queue import EpisodeQueue
 from expscale_core.errors import ExpscaleError
@@ -66,8 +66,16 @@ class GuardedStore:
     Reads and everything else go straight to the store.
     """
 
-    def __init__(self, store: ExperienceStore, tombstones: Tombstones, since: int | None = None) -> None:
+    def __init__(
+        self,
+        store: ExperienceStore,
+        tombstones: Tombstones,
+        since: int | None = None,
+        *,
+        fence: Callable[[], None] | None = None,
+    ) -> None:
         self._store = store
+        self._fence = fence  # raises when the writer may no longer write (a refiner that lost its lease)
         self._tombstones = tombstones
         self._since = tombstones.epoch if since is None else since
         self._vetoed: set[str] = set()
@@ -81,6 +89,8 @@ class GuardedStore:
         self.delete_scope = store.delete_scope
         self.compact = store.compact
         self.maintain = store.maintain
+        self.acquire_lease = store.acquire_lease
+        self.release_lease = store.release_lease
         self.close = store.close
 
     def _allowed(self, exp: Experience) -> bool:
@@ -90,12 +100,16 @@ class GuardedStore:
         return not (exp.status is not ExperienceStatus.ACTIVE and exp.superseded_by in self._vetoed)
 
     def upsert(self, items: Sequence[tuple[Experience, Vector]]) -> None:
+        if self._fence is not None:
+            self._fence()
         with self._tombstones.lock:
             kept = [(e, v) for e, v in items if self._allowed(e)]
             if kept:
                 self._store.upsert(kept)
 
     def update(self, experiences: Sequence[Experience]) -> None:
+        if self._fence is not None:
+            self._fence()
         with self._tombstones.lock:
             kept = [e for e in experiences if self._allowed(e)]
             if self._tombstones.epoch > self._since:

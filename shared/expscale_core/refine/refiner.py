@@ -62,6 +62,10 @@ class RefineReport(BaseModel):
     after_tokens: int = 0
     duration_s: float = 0.0
     merge_llm_failures: int = Field(default=0, description="merges that fell back to keep-best")
+    skipped: bool = False
+    """Another engine sharing the store held the refine lease; nothing was done."""
+    aborted: bool = False
+    """The lease was lost midway (this refiner stalled past it); the next run repairs what was half done."""
     induced: int = 0
     """Rules written from several verified examples that shared one (their examples stay active)."""
 

@@ -78,4 +78,14 @@ class ExperienceStore(Protocol):
         worker, never on a caller's thread. Returns True when it did something. May do nothing."""
         ...
 
+    def acquire_lease(self, name: str, holder: str, ttl_s: float) -> int | None:
+        """Take lease ``name`` for ``holder`` for ``ttl_s`` seconds, or renew it: its epoch, which grows at every
+        takeover, or None while another holder's lease runs. Engines sharing the store refine one at a time
+        through it (:mod:`expscale_core.store.lease`)."""
+        ...
+
+    def release_lease(self, name: str, holder: str, epoch: int) -> None:
+        """End the lease now if ``holder`` still holds it at ``epoch``; otherwise do nothing."""
+        ...
+
     def close(self) -> None: ...

@@ -24,6 +24,7 @@ from expscale_core.store._edge_shard import copy_shard, create_shard, edge_confi
 from expscale_core.store._records import clamp_score as _clamp
 from expscale_core.store._records import point_ids, to_payload, to_record, to_vector
 from expscale_core.store.base import Vector
+from expscale_core.store.lease import MemoryLeaseCell, acquire, release
 
 if TYPE_CHECKING:
     import qdrant_edge as qe
@@ -70,6 +71,7 @@ class EdgeExperienceStore:
         self._dimension: int | None = None
         # The shard is shared by the caller's threads and the worker; one lock keeps the binding's calls serial.
         self._lock = threading.RLock()
+        self._leases = MemoryLeaseCell()
         self._since_optimize = 0
         self._checked_backlog = False
         self._closed = False
@@ -443,6 +445,12 @@ class EdgeExperienceStore:
 
     def flush(self) -> None:
         self._call("flush", lambda s: s.flush())
+
+    def acquire_lease(self, name: str, holder: str, ttl_s: float) -> int | None:
+        return acquire(self._leases, name, holder, ttl_s)
+
+    def release_lease(self, name: str, holder: str, epoch: int) -> None:
+        release(self._leases, name, holder, epoch)
 
     def close(self) -> None:
         self._drop_build()

@@ -16,9 +16,11 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from expscale_core.errors import CollectionMismatchError, StoreError, StoreLockedError
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
+from expscale_core.store._qdrant_lease import QdrantLeaseCell
 from expscale_core.store._records import INDEXED_FIELDS, point_ids, scope_terms, to_payload, to_record, to_vector
 from expscale_core.store._records import clamp_score as _clamp
 from expscale_core.store.base import Vector
+from expscale_core.store.lease import acquire, release
 
 __all__ = ["QdrantExperienceStore"]
 
@@ -47,6 +49,7 @@ class QdrantExperienceStore:
         # The embedded client is not documented as thread-safe; the worker and the caller share it.
         self._lock: AbstractContextManager[Any] = threading.RLock() if self._local else nullcontext()
         self._ready = False
+        self._leases = QdrantLeaseCell(client, collection, self._call)
 
     @classmethod
     def open(
@@ -220,6 +223,12 @@ class QdrantExperienceStore:
     def maintain(self) -> bool:
         """Nothing to do: a Qdrant server optimizes by itself, and local mode has no indexes."""
         return False
+
+    def acquire_lease(self, name: str, holder: str, ttl_s: float) -> int | None:
+        return acquire(self._leases, name, holder, ttl_s)
+
+    def release_lease(self, name: str, holder: str, epoch: int) -> None:
+        release(self._leases, name, holder, epoch)
 
     def close(self) -> None:
         with self._lock:

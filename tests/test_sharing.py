@@ -1,0 +1,163 @@
+"""Several engines on one store: one refiner at a time, through a lease held in the store itself.
+
+Run against the engines available here (Qdrant Edge, qdrant-client local mode) and, with ``QDRANT_URL``, a server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from expscale_core import Experience, ExperienceStatus, RulesDistiller
+from expscale_core.episode import utcnow
+from expscale_core.llm import OpenAILLM
+from expscale_core.settings import RefineSettings
+from expscale_core.store.base import ExperienceStore
+from expscale_core.store.edge import EdgeExperienceStore
+from expscale_core.store.qdrant import QdrantExperienceStore
+from expscale_core.testing import HashEmbedder, RecordedRequest, ScriptedLLM, make_engine
+
+_BACKENDS = ["edge", "qdrant-local", *(["qdrant-server"] if os.environ.get("QDRANT_URL") else [])]
+
+
+@pytest.fixture(params=_BACKENDS)
+def store(request: pytest.FixtureRequest) -> Iterator[ExperienceStore]:
+    s: ExperienceStore
+    if request.param == "edge":
+        s = EdgeExperienceStore.temporary()
+    elif request.param == "qdrant-local":
+        s = QdrantExperienceStore.open(location=":memory:")
+    else:
+        s = QdrantExperienceStore.open(url=os.environ["QDRANT_URL"], collection=f"t-{uuid.uuid4().hex[:8]}")
+    s.ensure_collection(HashEmbedder().dimension)
+    yield s
+    s.close()
+
+
+def test_a_lease_is_taken_renewed_taken_over_after_expiry_and_released(store: ExperienceStore) -> None:
+    assert store.acquire_lease("refine", "a", 0.3) == 1
+    assert store.acquire_lease("refine", "b", 0.3) is None  # a holds it
+    assert store.acquire_lease("refine", "a", 0.3) == 1  # a renewal keeps the epoch
+    time.sleep(0.35)
+    assert store.acquire_lease("refine", "b", 30) == 2  # ran out: taken over, the epoch grows
+    assert store.acquire_lease("refine", "a", 30) is None  # a stalled holder cannot renew what it lost
+    store.release_lease("refine", "a", 1)  # not a's any more: nothing happens
+    assert store.acquire_lease("refine", "c", 30) is None
+    store.release_lease("refine", "b", 2)
+    assert store.acquire_lease("refine", "c", 30) == 3
+    store.release_lease("refine", "c", 3)
+    assert store.acquire_lease("refine", "c", 30) == 4  # a new tenure, a new fencing token
+    assert store.acquire_lease("other", "a", 30) == 1  # leases are independent by name
+
+
+def test_racing_holders_never_overlap_and_epochs_strictly_increase(store: ExperienceStore) -> None:
+    held: list[tuple[float, float, int, str]] = []  # (from, to, epoch, holder) while a holder believed it held it
+    record = threading.Lock()
+    stop = time.monotonic() + 2.0
+
+    def contend(holder: str) -> None:
+        rng = random.Random(holder)
+        while time.monotonic() < stop:
+            epoch = store.acquire_lease("refine", holder, 0.2)
+            if epoch is None:
+                time.sleep(rng.uniform(0, 0.01))
+                continue
+            start = time.monotonic()
+            time.sleep(rng.uniform(0, 0.02))
+            # Renewed before "writing", as the refiner's fence does; a lost lease ends the turn.
+            still = store.acquire_lease("refine", holder, 0.2) == epoch
+            end = time.monotonic()
+            with record:
+                held.append((start, end, epoch, holder))
+            if still:
+                store.release_lease("refine", holder, epoch)
+            time.sleep(rng.uniform(0, 0.01))  # a refiner does not come straight back
+
+    threads = [threading.Thread(target=contend, args=(f"engine-{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    held.sort()
+    assert len({h for *_, h in held}) > 1, "the lease never changed hands"
+    for (_, end, epoch, _), (start, _, next_epoch, _) in zip(held, held[1:]):
+        assert end <= start, "two holders held the lease at once"
+        assert next_epoch > epoch
+
+
+def _twins(store: ExperienceStore) -> None:
+    embedder = HashEmbedder()
+    old = utcnow() - timedelta(days=1)
+    twins = [
+        Experience(kind="fact", content="Invoices are sent on the 1st.", created_at=old, updated_at=old),
+        Experience(kind="fact", content="Invoices are sent on the 1st!", created_at=old, updated_at=old),
+    ]
+    store.upsert(list(zip(twins, embedder.embed([e.embedding_text() for e in twins]))))
+
+
+def test_a_refiner_stalled_past_its_lease_writes_nothing_after_another_engine_took_over(
+    store: ExperienceStore,
+) -> None:
+    _twins(store)
+    settings = RefineSettings(every_n_experiences=None, duplicate_threshold=0.9, lease_s=0.4, induce_rules=False)
+    stalled = threading.Event()
+
+    def slow_merge(request: RecordedRequest) -> str:
+        stalled.set()
+        time.sleep(1.2)  # past the lease: the other engine takes over meanwhile
+        return json.dumps({"kind": "fact", "content": "STALE MERGE", "applicability": "invoices"})
+
+    server = ScriptedLLM(slow_merge)
+    slow = make_engine(
+        store=store, llm=OpenAILLM(server.client, model="m"), distiller=RulesDistiller(), refine=settings
+    )
+    other = make_engine(store=store, refine=settings)  # no LLM: merges by keeping the best twin
+    reports = {}
+    thread = threading.Thread(target=lambda: reports.setdefault("slow", slow.refine()))
+    thread.start()
+    assert stalled.wait(5)
+    assert other.refine().skipped  # the slow engine still holds the lease
+    time.sleep(0.5)
+    reports["other"] = other.refine()
+    thread.join(10)
+    assert reports["other"].merged == 1 and not reports["other"].skipped
+    assert reports["slow"].aborted and reports["slow"].merged == 0
+    contents = [e.content for e, _ in store.scan()]
+    assert "STALE MERGE" not in contents
+    assert sorted(e.status.value for e, _ in store.scan()) == ["active", "superseded"]
+    # The lease is free again: the next refine anywhere runs.
+    assert not slow.refine().skipped
+    other._worker.stop()  # the engines share the store: close it once, below
+    slow._worker.stop()
+
+
+def test_engines_on_one_store_take_turns_and_lose_nothing(store: ExperienceStore) -> None:
+    _twins(store)
+    settings = RefineSettings(every_n_experiences=None, duplicate_threshold=0.9, lease_s=5)
+    engines = [make_engine(store=store, refine=settings) for _ in range(4)]
+    reports = []
+    lock = threading.Lock()
+
+    def refine(engine: object) -> None:
+        for _ in range(5):
+            report = engine.refine()  # type: ignore[attr-defined]
+            with lock:
+                reports.append(report)
+
+    threads = [threading.Thread(target=refine, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.merged for r in reports) == 1  # one merge, by whoever got there first; no one redid it
+    active = [e for e, _ in store.scan(statuses=[ExperienceStatus.ACTIVE])]
+    assert len(active) == 1 and active[0].support == 2
+    for e in engines:
+        e._worker.stop()
