@@ -115,9 +115,49 @@ def test_update_keeps_vector_and_round_trips_payload(store: ExperienceStore) -> 
     store.update([exp.model_copy(update={"helpful": 3})])
     ((got, vec),) = store.get([exp.id], with_vectors=True)
     assert got.helpful == 3 and got.content == "cache the token" and got.scope == exp.scope
-    assert got.model_dump(exclude={"helpful"}) == exp.model_dump(exclude={"helpful"})
+    assert got.model_dump(exclude={"helpful", "revision"}) == exp.model_dump(exclude={"helpful", "revision"})
+    assert got.revision  # every write stamps one
     assert vec is not None and vec == pytest.approx(EMB.embed([exp.embedding_text()])[0], abs=1e-6)
     assert [e.id for e, _ in store.scan()] == [exp.id]
+
+
+def test_write_if_writes_only_over_the_revision_it_read(store: ExperienceStore) -> None:
+    _put(store, "deploy with make ship", Scope())
+    ((read, _),) = store.scan()
+    # Another writer changes the record after this one read it: the stale copy is refused, silently in Qdrant,
+    # and read back as not written.
+    store.update([read.model_copy(update={"helpful": 1})])
+    assert store.write_if([(read.model_copy(update={"support": 9}), None)]) == {}
+    ((now, _),) = store.get([read.id])
+    assert now.support == 1 and now.helpful == 1
+    written = store.write_if([(now.model_copy(update={"support": 2}), None)])
+    assert list(written) == [now.id] and written[now.id].revision != now.revision
+    ((after, vec),) = store.get([now.id], with_vectors=True)
+    assert after.support == 2 and after.revision == written[now.id].revision
+    assert vec == pytest.approx(EMB.embed([now.embedding_text()])[0], abs=1e-6)  # payload only: vector kept
+    # With a vector, the point is rewritten whole; a stale copy again writes nothing.
+    moved = after.model_copy(update={"content": "deploy with make release"})
+    new_vec = EMB.embed([moved.embedding_text()])[0]
+    assert list(store.write_if([(moved, new_vec)])) == [after.id]
+    assert store.write_if([(moved, new_vec)]) == {}
+    ((final, vec),) = store.get([after.id], with_vectors=True)
+    assert final.content == "deploy with make release" and vec == pytest.approx(new_vec, abs=1e-6)
+
+
+def test_write_if_never_recreates_a_deleted_record_and_accepts_records_from_before_revisions(
+    store: ExperienceStore,
+) -> None:
+    gone = _put(store, "to be deleted", Scope())
+    ((read, _),) = store.get([gone.id])
+    store.delete([gone.id])
+    assert store.write_if([(read, None)]) == {} and store.get([gone.id]) == []
+    assert store.write_if([(read, EMB.embed(["x"])[0])]) == {} and store.get([gone.id]) == []
+    legacy = _put(store, "written by 0.2", Scope())
+    if isinstance(store, QdrantExperienceStore):  # a payload without the revision key, as 0.2 wrote it
+        store.client.delete_payload(store.collection, keys=["revision"], points=[legacy.id])
+        ((old, _),) = store.get([legacy.id])
+        assert old.revision == ""
+        assert list(store.write_if([(old.model_copy(update={"support": 3}), None)])) == [legacy.id]
 
 
 def test_get_keeps_the_order_given_and_skips_missing_or_malformed_ids(store: ExperienceStore) -> None:
@@ -261,7 +301,7 @@ def test_a_data_dir_from_expscale_0_1_is_migrated_losslessly_with_a_backup(tmp_p
         got = {e.id: (e, v) for e, v in engine.store.scan(with_vectors=True)}
         assert set(got) == {e.id for e in items}
         for e in items:
-            assert got[e.id][0] == e
+            assert got[e.id][0].model_dump(exclude={"revision"}) == e.model_dump(exclude={"revision"})
             assert got[e.id][1] == pytest.approx(EMB.embed([e.embedding_text()])[0], abs=1e-6)
         engine.record(Episode(input="new after migration", output="ok", outcome=Outcome(score=1)))
         engine.run_pending()

@@ -78,6 +78,9 @@ class Experience(BaseModel):
     """When a person restored it (``restore``): refinement never retires it again, by merge, contradiction or cap."""
     quarantine_reason: str | None = None
     """Why screening quarantined it (injection families found); a person releases it with ``expscale quarantine``."""
+    revision: str = ""
+    """Set by the store at every write (a fresh token): what a conditional write (``write_if``) compares, so that a
+    writer whose copy is out of date writes nothing. Empty for a record not written yet, or written before 0.3."""
 
     def superseded_by_id(self, replacement_id: str, at: datetime) -> Experience:
         """A copy retired in favour of ``replacement_id`` (kept, restorable), as of ``at``."""

@@ -107,6 +107,13 @@ class GuardedStore:
             if kept:
                 self._store.upsert(kept)
 
+    def write_if(self, items: Sequence[tuple[Experience, Vector | None]]) -> dict[str, Experience]:
+        if self._fence is not None:
+            self._fence()
+        with self._tombstones.lock:
+            kept = [(e, v) for e, v in items if self._allowed(e)]
+            return self._store.write_if(kept) if kept else {}
+
     def update(self, experiences: Sequence[Experience]) -> None:
         if self._fence is not None:
             self._fence()

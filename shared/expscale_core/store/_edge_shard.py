@@ -14,7 +14,7 @@ from expscale_core.store._records import INDEXED_FIELDS, scope_terms, to_vector
 if TYPE_CHECKING:
     import qdrant_edge as qe
 
-__all__ = ["copy_shard", "create_shard", "edge_config", "edge_filter", "folder_bytes"]
+__all__ = ["copy_shard", "create_shard", "edge_config", "edge_filter", "edge_revision_filter", "folder_bytes"]
 
 
 def folder_bytes(folder: Path) -> int:
@@ -69,3 +69,14 @@ def edge_filter(
     if statuses is not None:
         must.append(qe.FieldCondition(key="status", match=qe.MatchAny([s.value for s in statuses])))
     return qe.Filter(must=must) if must else None
+
+
+def edge_revision_filter(point_id: str, revision: str) -> qe.Filter:
+    """The point ``point_id`` while it is still at ``revision`` (a record from before revisions has none)."""
+    import qdrant_edge as qe
+
+    has_id = qe.HasIdCondition({point_id})
+    if revision:
+        return qe.Filter(must=[has_id, qe.FieldCondition(key="revision", match=qe.MatchValue(revision))])
+    unset: list[Any] = [qe.IsEmptyCondition("revision"), qe.FieldCondition(key="revision", match=qe.MatchValue(""))]
+    return qe.Filter(must=[has_id], should=unset)

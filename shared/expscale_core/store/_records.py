@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from expscale_core.experience import Experience
@@ -16,9 +16,11 @@ __all__ = [
     "clamp_score",
     "point_ids",
     "scope_terms",
+    "stamped",
     "to_payload",
     "to_record",
     "to_vector",
+    "written",
 ]
 
 SCOPE_FIELDS = tuple(f"scope.{name}" for name in Scope.model_fields)
@@ -33,6 +35,12 @@ def scope_terms(scope: Scope | None, *, exact: bool = False) -> tuple[dict[str, 
     conditions = scope.conditions()
     nulls = [f"scope.{name}" for name in Scope.model_fields if name not in conditions] if exact else []
     return {f"scope.{name}": value for name, value in conditions.items()}, nulls
+
+
+def stamped(e: Experience) -> Experience:
+    """``e`` as it is about to be written: with a new revision, so every write, conditional or not, is seen by
+    a conditional writer that read the record before it."""
+    return e.model_copy(update={"revision": uuid.uuid4().hex})
 
 
 def to_payload(e: Experience) -> dict[str, Any]:
@@ -65,3 +73,11 @@ def point_ids(ids: Iterable[str]) -> list[str]:
 def clamp_score(score: float) -> float:
     """Cosine scores are in [-1, 1]; float error can put an identical vector at 1.0000001."""
     return min(1.0, max(-1.0, float(score)))
+
+
+def written(
+    wanted: Sequence[tuple[Experience, Experience, Any]], stored: Sequence[tuple[Experience, Any]]
+) -> dict[str, Experience]:
+    """Of conditional writes ``(read, to write, vector)``, those the store now holds, read back by revision."""
+    now = {e.id: e.revision for e, _ in stored}
+    return {new.id: new for _, new, _ in wanted if now.get(new.id) == new.revision}

@@ -24,6 +24,7 @@ class ExperienceStore(Protocol):
           which is what every write path (distillation, merge, caps) uses;
         - ``search`` similarity is cosine in [-1, 1], higher is better, results best first;
         - ``update`` rewrites payloads only, vectors are kept;
+        - every write gives the record a new ``revision``; ``write_if`` writes only over the revision it was given;
         - errors are raised as :class:`~expscale_core.errors.StoreError`.
     """
 
@@ -34,6 +35,13 @@ class ExperienceStore(Protocol):
     def upsert(self, items: Sequence[tuple[Experience, Vector]]) -> None: ...
 
     def update(self, experiences: Sequence[Experience]) -> None: ...
+
+    def write_if(self, items: Sequence[tuple[Experience, Vector | None]]) -> dict[str, Experience]:
+        """Write each record only if the stored one is still at the record's ``revision`` (what the writer read):
+        its payload, and its vector when one is given. Returns the records written, by id, with their new
+        revisions; an id missing from it was changed or deleted meanwhile and was not written (read it again).
+        Qdrant rejects a conditional write silently, so implementations read back what they wrote."""
+        ...
 
     def search(
         self,

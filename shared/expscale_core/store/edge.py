@@ -20,9 +20,16 @@ from expscale_core.errors import CollectionMismatchError, StoreError, StoreLocke
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
 from expscale_core.store._edge_build import IndexBuild
-from expscale_core.store._edge_shard import copy_shard, create_shard, edge_config, edge_filter, folder_bytes
+from expscale_core.store._edge_shard import (
+    copy_shard,
+    create_shard,
+    edge_config,
+    edge_filter,
+    edge_revision_filter,
+    folder_bytes,
+)
 from expscale_core.store._records import clamp_score as _clamp
-from expscale_core.store._records import point_ids, to_payload, to_record, to_vector
+from expscale_core.store._records import point_ids, stamped, to_payload, to_record, to_vector, written
 from expscale_core.store.base import Vector
 from expscale_core.store.lease import MemoryLeaseCell, acquire, release
 
@@ -179,7 +186,7 @@ class EdgeExperienceStore:
         self._ensure_room(self._record_bytes(e for e, _ in items), f"write of {len(items)} experiences")
         for start in range(0, len(items), _UPSERT_BATCH):
             chunk = items[start : start + _UPSERT_BATCH]
-            points = [qe.Point(e.id, [float(x) for x in v], to_payload(e)) for e, v in chunk]
+            points = [qe.Point(e.id, [float(x) for x in v], to_payload(stamped(e))) for e, v in chunk]
             self._call(
                 "upsert",
                 lambda s, p=points: s.update(qe.UpdateOperation.upsert_points(p)),  # type: ignore[misc]
@@ -192,11 +199,32 @@ class EdgeExperienceStore:
 
         def run(shard: qe.EdgeShard) -> None:
             for e in experiences:
-                shard.update(qe.UpdateOperation.overwrite_payload([e.id], to_payload(e)))
+                shard.update(qe.UpdateOperation.overwrite_payload([e.id], to_payload(stamped(e))))
 
         if experiences:
             self._ensure_room(self._record_bytes(experiences), f"update of {len(experiences)} experiences")
             self._call("update", run, touched=[e.id for e in experiences])
+
+    def write_if(self, items: Sequence[tuple[Experience, Vector | None]]) -> dict[str, Experience]:
+        import qdrant_edge as qe
+
+        valid = set(point_ids(e.id for e, _ in items))
+        wanted = [(e, stamped(e), v) for e, v in items if e.id in valid]
+        if not wanted:
+            return {}
+
+        def run(shard: qe.EdgeShard) -> None:
+            for old, new, vector in wanted:
+                at = edge_revision_filter(old.id, old.revision)
+                if vector is None:
+                    shard.update(qe.UpdateOperation.overwrite_payload_by_filter(at, to_payload(new)))
+                else:
+                    point = qe.Point(new.id, [float(x) for x in vector], to_payload(new))
+                    shard.update(qe.UpdateOperation.upsert_points([point], at, qe.UpdateMode.UpdateOnly))
+
+        self._ensure_room(self._record_bytes(new for _, new, _ in wanted), f"write of {len(wanted)} experiences")
+        self._call("conditional write", run, touched=[new.id for _, new, _ in wanted])
+        return written(wanted, self.get([new.id for _, new, _ in wanted]))
 
     def delete(self, ids: Sequence[str]) -> None:
         import qdrant_edge as qe

@@ -17,7 +17,16 @@ from expscale_core.errors import CollectionMismatchError, StoreError, StoreLocke
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
 from expscale_core.store._qdrant_lease import QdrantLeaseCell
-from expscale_core.store._records import INDEXED_FIELDS, point_ids, scope_terms, to_payload, to_record, to_vector
+from expscale_core.store._records import (
+    INDEXED_FIELDS,
+    point_ids,
+    scope_terms,
+    stamped,
+    to_payload,
+    to_record,
+    to_vector,
+    written,
+)
 from expscale_core.store._records import clamp_score as _clamp
 from expscale_core.store.base import Vector
 from expscale_core.store.lease import acquire, release
@@ -125,7 +134,7 @@ class QdrantExperienceStore:
     def upsert(self, items: Sequence[tuple[Experience, Vector]]) -> None:
         if not items:
             return
-        points = [qm.PointStruct(id=e.id, vector=list(v), payload=to_payload(e)) for e, v in items]
+        points = [qm.PointStruct(id=e.id, vector=list(v), payload=to_payload(stamped(e))) for e, v in items]
         self._call("upsert", lambda: self.client.upsert(self.collection, points=points, wait=True))
 
     def update(self, experiences: Sequence[Experience]) -> None:
@@ -133,11 +142,33 @@ class QdrantExperienceStore:
             return
         ops: list[qm.UpdateOperation] = [
             qm.OverwritePayloadOperation(
-                overwrite_payload=qm.SetPayload(payload=to_payload(e), points=[e.id]),
+                overwrite_payload=qm.SetPayload(payload=to_payload(stamped(e)), points=[e.id]),
             )
             for e in experiences
         ]
         self._call("update", lambda: self.client.batch_update_points(self.collection, ops, wait=True))
+
+    def write_if(self, items: Sequence[tuple[Experience, Vector | None]]) -> dict[str, Experience]:
+        valid = set(point_ids(e.id for e, _ in items))
+        wanted = [(e, stamped(e), v) for e, v in items if e.id in valid]
+        for old, new, vector in wanted:
+            at = _revision_filter(old.id, old.revision)
+            if vector is None:
+                self._call(
+                    "conditional update",
+                    lambda n=new, f=at: self.client.overwrite_payload(  # type: ignore[misc]
+                        self.collection, to_payload(n), points=f, wait=True
+                    ),
+                )
+            else:
+                point = qm.PointStruct(id=new.id, vector=list(vector), payload=to_payload(new))
+                self._call(
+                    "conditional upsert",
+                    lambda p=point, f=at: self.client.upsert(  # type: ignore[misc]
+                        self.collection, [p], wait=True, update_filter=f, update_mode=qm.UpdateMode.UPDATE_ONLY
+                    ),
+                )
+        return written(wanted, self.get([new.id for _, new, _ in wanted])) if wanted else {}
 
     def search(
         self,
@@ -246,3 +277,15 @@ def _filter(
     if statuses is not None:
         must.append(qm.FieldCondition(key="status", match=qm.MatchAny(any=[s.value for s in statuses])))
     return qm.Filter(must=must) if must else None
+
+
+def _revision_filter(point_id: str, revision: str) -> qm.Filter:
+    """The point ``point_id`` while it is still at ``revision`` (a record from before revisions has none)."""
+    has_id = qm.HasIdCondition(has_id=[point_id])
+    if revision:
+        return qm.Filter(must=[has_id, qm.FieldCondition(key="revision", match=qm.MatchValue(value=revision))])
+    unset: list[qm.Condition] = [
+        qm.IsEmptyCondition(is_empty=qm.PayloadField(key="revision")),
+        qm.FieldCondition(key="revision", match=qm.MatchValue(value="")),
+    ]
+    return qm.Filter(must=[has_id], should=unset)
