@@ -160,6 +160,33 @@ def test_write_if_never_recreates_a_deleted_record_and_accepts_records_from_befo
         assert list(store.write_if([(old.model_copy(update={"support": 3}), None)])) == [legacy.id]
 
 
+def test_insert_new_never_overwrites_and_exactly_one_racing_writer_gets_an_id(store: ExperienceStore) -> None:
+    import threading
+
+    first = Experience(kind="fact", content="the VPN port is 1194")
+    vec = EMB.embed([first.embedding_text()])[0]
+    assert list(store.insert_new([(first, vec)])) == [first.id]
+    assert store.insert_new([(first.model_copy(update={"content": "overwritten"}), vec)]) == {}
+    ((kept, _),) = store.get([first.id])
+    assert kept.content == "the VPN port is 1194"
+    racer = Experience(kind="fact", content="raced")
+    wins: list[str] = []
+    lock = threading.Lock()
+
+    def insert(i: int) -> None:
+        got = store.insert_new([(racer.model_copy(update={"applicability": f"writer {i}"}), vec)])
+        with lock:
+            wins.extend(e.applicability for e in got.values())
+
+    threads = [threading.Thread(target=insert, args=(i,)) for i in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    ((stored, _),) = store.get([racer.id])
+    assert wins == [stored.applicability]
+
+
 def test_get_keeps_the_order_given_and_skips_missing_or_malformed_ids(store: ExperienceStore) -> None:
     a, b = _put(store, "a", Scope()), _put(store, "b", Scope())
     got = store.get([b.id, str(uuid.uuid4()), "not-a-uuid", a.id])

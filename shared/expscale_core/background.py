@@ -36,6 +36,7 @@ __all__ = ["BackgroundLoop"]
 
 log = logging.getLogger(__name__)
 _REFINE_LEASE = "refine"
+_WRITE_ROUNDS = 5  # conditional-write attempts before a contended record waits for the next step
 
 
 def _holder() -> str:
@@ -190,19 +191,22 @@ class BackgroundLoop:
         self._new_since_refine += len(plan.new)
 
     def flush_credits(self) -> int:
-        """Write retrieval counts and feedback credits to the store. Kept for later if the store fails."""
+        """Write retrieval counts and feedback credits to the store. Kept for later if the store fails.
+
+        Each record is written only over the revision it was read at (``write_if``): another engine's flush or
+        distillation in between makes this one read it again and re-apply its counts, so no count is lost."""
         usage, last_used = self.usage.take()
         rows = self.queue.uncredited()
         if not usage and not rows:
             return 0
         try:
-            ids = list(dict.fromkeys([*usage, *(r[1] for r in rows)]))
+            pending = list(dict.fromkeys([*usage, *(r[1] for r in rows)]))
             store = GuardedStore(self.store, self.tombstones)
-            # Read-modify-write of whole records: under the refine lock, or a refine in between is undone.
+            # In this engine, under the refine lock; across engines, by the records' revisions.
             with self.refine_lock:
-                store.update(
-                    apply_credit(
-                        [e for e, _ in self.store.get(ids)],
+                for _ in range(_WRITE_ROUNDS):
+                    credited = apply_credit(
+                        [e for e, _ in self.store.get(pending)],
                         usage,
                         last_used,
                         rows,
@@ -210,8 +214,18 @@ class BackgroundLoop:
                         half_life_days=self.refine_settings.utility_half_life_days,
                         now=self.clock(),
                     )
+                    written = store.write_if([(e, None) for e in credited])
+                    pending = [e.id for e in credited if e.id not in written]  # changed meanwhile (gone: dropped)
+                    if not pending:
+                        break
+            contended = set(pending)
+            self.queue.mark_credited([r for r in rows if r[1] not in contended])
+            if contended:
+                log.warning("%d records kept changing under the credit flush; their counts wait", len(contended))
+                self.usage.give_back(
+                    {k: v for k, v in usage.items() if k in contended},
+                    {k: v for k, v in last_used.items() if k in contended},
                 )
-            self.queue.mark_credited(rows)
         except ExpscaleError as exc:
             log.warning("could not write usage statistics yet (%s); keeping them for the next try", exc)
             self.usage.give_back(usage, last_used)

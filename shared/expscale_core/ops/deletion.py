@@ -107,6 +107,13 @@ class GuardedStore:
             if kept:
                 self._store.upsert(kept)
 
+    def insert_new(self, items: Sequence[tuple[Experience, Vector]]) -> dict[str, Experience]:
+        if self._fence is not None:
+            self._fence()
+        with self._tombstones.lock:
+            kept = [(e, v) for e, v in items if self._allowed(e)]
+            return self._store.insert_new(kept) if kept else {}
+
     def write_if(self, items: Sequence[tuple[Experience, Vector | None]]) -> dict[str, Experience]:
         if self._fence is not None:
             self._fence()

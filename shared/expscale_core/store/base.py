@@ -36,6 +36,11 @@ class ExperienceStore(Protocol):
 
     def update(self, experiences: Sequence[Experience]) -> None: ...
 
+    def insert_new(self, items: Sequence[tuple[Experience, Vector]]) -> dict[str, Experience]:
+        """Insert the records whose ids do not exist yet; never overwrite one that does. Returns the records
+        inserted, by id (read back: two writers inserting one id at once, exactly one of them gets it)."""
+        ...
+
     def write_if(self, items: Sequence[tuple[Experience, Vector | None]]) -> dict[str, Experience]:
         """Write each record only if the stored one is still at the record's ``revision`` (what the writer read):
         its payload, and its vector when one is given. Returns the records written, by id, with their new

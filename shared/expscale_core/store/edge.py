@@ -205,6 +205,21 @@ class EdgeExperienceStore:
             self._ensure_room(self._record_bytes(experiences), f"update of {len(experiences)} experiences")
             self._call("update", run, touched=[e.id for e in experiences])
 
+    def insert_new(self, items: Sequence[tuple[Experience, Vector]]) -> dict[str, Experience]:
+        import qdrant_edge as qe
+
+        wanted = [(e, stamped(e), v) for e, v in items if e.id in set(point_ids(x.id for x, _ in items))]
+        if not wanted:
+            return {}
+        points = [qe.Point(new.id, [float(x) for x in v], to_payload(new)) for _, new, v in wanted]
+        self._ensure_room(self._record_bytes(new for _, new, _ in wanted), f"insert of {len(wanted)} experiences")
+        self._call(
+            "insert",
+            lambda s: s.update(qe.UpdateOperation.upsert_points(points, None, qe.UpdateMode.InsertOnly)),
+            touched=[new.id for _, new, _ in wanted],
+        )
+        return written(wanted, self.get([new.id for _, new, _ in wanted]))
+
     def write_if(self, items: Sequence[tuple[Experience, Vector | None]]) -> dict[str, Experience]:
         import qdrant_edge as qe
 

@@ -148,6 +148,17 @@ class QdrantExperienceStore:
         ]
         self._call("update", lambda: self.client.batch_update_points(self.collection, ops, wait=True))
 
+    def insert_new(self, items: Sequence[tuple[Experience, Vector]]) -> dict[str, Experience]:
+        wanted = [(e, stamped(e), v) for e, v in items if e.id in set(point_ids(x.id for x, _ in items))]
+        if not wanted:
+            return {}
+        points = [qm.PointStruct(id=new.id, vector=list(v), payload=to_payload(new)) for _, new, v in wanted]
+        self._call(
+            "insert",
+            lambda: self.client.upsert(self.collection, points, wait=True, update_mode=qm.UpdateMode.INSERT_ONLY),
+        )
+        return written(wanted, self.get([new.id for _, new, _ in wanted]))
+
     def write_if(self, items: Sequence[tuple[Experience, Vector | None]]) -> dict[str, Experience]:
         valid = set(point_ids(e.id for e, _ in items))
         wanted = [(e, stamped(e), v) for e, v in items if e.id in valid]
