@@ -98,7 +98,7 @@ def test_newer_verified_answer_supersedes_the_old_one_with_history(engine: Exper
 
 
 def test_store_outage_loses_nothing_and_the_episode_lands_later() -> None:
-    store = FlakyStore(operations={"upsert"})
+    store = FlakyStore(operations={"upsert", "insert_new", "write_if"})  # every write distillation makes
     with make_engine(store=store) as engine:  # type: ignore[arg-type]
         eid = engine.record(Episode(input="capital of Chile?", output="Santiago", outcome=Outcome(score=1)))
         assert engine.drain(timeout=1) is False, "the store is down: the episode waits"

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from expscale_core import Experience, ExperienceStatus, RulesDistiller
+from expscale_core import Episode, Experience, ExperienceStatus, RulesDistiller
 from expscale_core.episode import utcnow
 from expscale_core.llm import OpenAILLM
 from expscale_core.settings import RefineSettings
@@ -161,3 +161,71 @@ def test_engines_on_one_store_take_turns_and_lose_nothing(store: ExperienceStore
     assert len(active) == 1 and active[0].support == 2
     for e in engines:
         e._worker.stop()
+
+
+class _Laggy:
+    """The shared store with a few milliseconds around every read and write, as a network adds: engines then
+    interleave between a read and the write that depends on it."""
+
+    def __init__(self, inner: ExperienceStore, delay_s: float = 0.003) -> None:
+        self.inner = inner
+        self.delay_s = delay_s
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self.inner, name)
+        if name not in ("get", "scan", "search", "upsert", "update", "insert_new", "write_if"):
+            return attr
+
+        def call(*args: object, **kwargs: object) -> object:
+            time.sleep(random.uniform(0, self.delay_s))
+            result = attr(*args, **kwargs)
+            if name == "scan":
+                result = list(result)  # type: ignore[call-overload]
+            time.sleep(random.uniform(0, self.delay_s))
+            return result
+
+        return call
+
+
+def test_eight_engines_learning_the_same_lessons_write_one_record_each_and_lose_no_count(
+    store: ExperienceStore,
+) -> None:
+    shared = _Laggy(store)
+    engines = [make_engine(store=shared, autostart=False) for _ in range(8)]  # type: ignore[arg-type]
+    facts = [(f"What is the door code of site {i}?", f"{4000 + i}#") for i in range(5)]
+    start = threading.Barrier(len(engines))
+
+    def learn(engine: object) -> None:
+        start.wait()
+        for question, answer in facts:
+            eid = engine.record(Episode(input=question, output="no idea"))  # type: ignore[attr-defined]
+            engine.feedback(eid, -1, correction=answer)  # type: ignore[attr-defined]
+        engine.run_pending()  # type: ignore[attr-defined]
+
+    def use(engine: object) -> None:
+        start.wait()
+        for question, _ in facts:
+            eid = uuid.uuid4().hex  # a run served the lesson and was rated; it taught nothing new
+            assert engine.retrieve(question, k=1, episode_id=eid)  # type: ignore[attr-defined]
+            engine.feedback(eid, 1)  # type: ignore[attr-defined]
+        engine.run_pending()  # type: ignore[attr-defined]
+
+    for phase in (learn, use):
+        threads = [threading.Thread(target=phase, args=(e,)) for e in engines]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for e in engines:  # what lost a race waits for the next background step; here, the next run
+        e.run_pending()
+    active = [e for e, _ in store.scan(statuses=[ExperienceStatus.ACTIVE])]
+    assert len(active) == len(facts), [e.content for e in active]  # no duplicates of identical lessons
+    learned = [e for e in active if "door code" in e.applicability]
+    assert sorted(e.support for e in learned) == [8] * len(facts)  # every engine's episode counted once
+    assert all(len(e.provenance.source_episode_ids) == 8 for e in learned)
+    # Every serve and every rating reached the store: none overwritten by another engine's flush.
+    assert sum(e.times_retrieved for e in active) == 8 * len(facts)
+    assert sum(e.helpful for e in active) == 8 * len(facts)
+    assert all(e.queue.counts()["failed"] == 0 for e in engines)
+    for e in engines:
+        e.queue.close()

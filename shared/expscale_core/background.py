@@ -30,13 +30,13 @@ from expscale_core.scope import Scope
 from expscale_core.serve.credit import UsageTally, apply_credit
 from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
 from expscale_core.store.base import ExperienceStore
+from expscale_core.store.contention import WRITE_ROUNDS, pause
 from expscale_core.store.lease import LeaseLost
 
 __all__ = ["BackgroundLoop"]
 
 log = logging.getLogger(__name__)
 _REFINE_LEASE = "refine"
-_WRITE_ROUNDS = 5  # conditional-write attempts before a contended record waits for the next step
 
 
 def _holder() -> str:
@@ -204,7 +204,9 @@ class BackgroundLoop:
             store = GuardedStore(self.store, self.tombstones)
             # In this engine, under the refine lock; across engines, by the records' revisions.
             with self.refine_lock:
-                for _ in range(_WRITE_ROUNDS):
+                for attempt in range(WRITE_ROUNDS):
+                    if attempt:
+                        pause(attempt)
                     credited = apply_credit(
                         [e for e, _ in self.store.get(pending)],
                         usage,

@@ -12,7 +12,7 @@ from expscale_core.distill.base import Action, Decision
 from expscale_core.episode import Episode
 from expscale_core.experience import Experience, Provenance
 
-__all__ = ["StorePlan", "plan_writes", "retarget_unrelated", "stable_id"]
+__all__ = ["StorePlan", "content_id", "plan_writes", "reinforced", "retarget_unrelated", "stable_id"]
 
 _ID_NAMESPACE = uuid.UUID("8c3e4f0a-5b7d-4e49-9a59-1d2f7b0c6e11")
 
@@ -40,6 +40,14 @@ def stable_id(episode: Episode, ordinal: int) -> str:
     outcome_key = "-" if o is None else f"{o.score!r}|{o.correction or ''}|{o.comment or ''}"
     digest = hashlib.sha256(outcome_key.encode()).hexdigest()[:16]
     return str(uuid.uuid5(_ID_NAMESPACE, f"{episode.id}:{digest}:{ordinal}"))
+
+
+def content_id(scope_key: str, kind: str, content: str, applicability: str) -> str:
+    """The id of a new lesson: the same lesson in the same scope has the same id, wherever it was distilled.
+    Two engines that learn it at the same moment then write one record (the store inserts it once, and the other
+    reinforces it), not two. Whitespace and case do not make a lesson different."""
+    lesson = "\x1f".join(" ".join(x.lower().split()) for x in (kind, content, applicability))
+    return str(uuid.uuid5(_ID_NAMESPACE, f"lesson:{scope_key}\x1e{lesson}"))
 
 
 def plan_writes(
@@ -73,12 +81,12 @@ def plan_writes(
         target = current(d.target_id) if d.target_id else None
         if d.action is Action.NOOP:
             if target is not None:
-                touched[target.id] = _reinforced(target, episode.id, now)
+                touched[target.id] = reinforced(target, episode.id, now)
             continue
         assert d.kind is not None and d.content is not None  # Decision validates this
         if d.action is Action.UPDATE and target is not None:
             sources = target.provenance.source_episode_ids
-            updated = _reinforced(target, episode.id, now).model_copy(
+            updated = reinforced(target, episode.id, now).model_copy(
                 update={
                     "kind": d.kind,
                     "content": d.content,
@@ -93,7 +101,11 @@ def plan_writes(
             plan.new.append(updated)
             continue
         fresh = Experience(
-            id=stable_id(episode, ordinal),
+            id=(
+                content_id(episode.scope.key(), d.kind.value, d.content, d.applicability or "")
+                if d.action is Action.ADD and d.verbatim
+                else stable_id(episode, ordinal)
+            ),
             kind=d.kind,
             content=d.content,
             applicability=d.applicability,
@@ -106,12 +118,14 @@ def plan_writes(
             fresh = fresh.model_copy(update={"supersedes": [target.id]})
             touched[target.id] = target.superseded_by_id(fresh.id, now)
         ordinal += 1
-        plan.new.append(fresh)
+        if all(e.id != fresh.id for e in plan.new):  # the same lesson twice from one episode is one lesson
+            plan.new.append(fresh)
     plan.changed = list(touched.values())
     return plan
 
 
-def _reinforced(exp: Experience, episode_id: str, now: datetime) -> Experience:
+def reinforced(exp: Experience, episode_id: str, now: datetime) -> Experience:
+    """``exp`` with ``episode_id`` as one more source (and one more support), once per episode."""
     # Idempotent per episode: a re-processed episode must not count as more support.
     seen = episode_id in exp.provenance.source_episode_ids
     sources = list(dict.fromkeys([*exp.provenance.source_episode_ids, episode_id]))

@@ -35,6 +35,11 @@ class Decision:
     applicability: str = ""
     repaired: tuple[str, ...] = ()
     """What was fixed in the distiller's output to keep this lesson (recorded in provenance)."""
+    verbatim: bool = False
+    """The content is the episode's own verified text, the same whoever distills it. A new such lesson gets an
+    id derived from its content, so engines that learn it at the same moment write one record. (A model's
+    wording varies from call to call, so its lessons keep ids derived from the episode: a retried episode then
+    rewrites its lesson instead of adding a second.)"""
 
     def __post_init__(self) -> None:
         if self.action in (Action.UPDATE, Action.SUPERSEDE) and not self.target_id:

@@ -127,7 +127,9 @@ class RulesDistiller:
             decisions.append(self._against_existing(kind, content, applicability, similar))
         for text in error_fix_lessons(episode):
             decisions.append(
-                Decision(Action.ADD, kind=ExperienceKind.PITFALL, content=text, applicability=applicability)
+                Decision(
+                    Action.ADD, kind=ExperienceKind.PITFALL, content=text, applicability=applicability, verbatim=True
+                )
             )
         return decisions
 
@@ -154,4 +156,4 @@ class RulesDistiller:
                 content=content,
                 applicability=applicability,
             )
-        return Decision(Action.ADD, kind=kind, content=content, applicability=applicability)
+        return Decision(Action.ADD, kind=kind, content=content, applicability=applicability, verbatim=True)

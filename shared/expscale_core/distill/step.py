@@ -10,18 +10,25 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from expscale_core.distill.apply import StorePlan, plan_writes, retarget_unrelated, stable_id
-from expscale_core.distill.base import Distiller
+from expscale_core.distill.apply import StorePlan, plan_writes, reinforced, retarget_unrelated, stable_id
+from expscale_core.distill.base import Decision, Distiller
 from expscale_core.distill.context import lesson_similarity, related_experiences
 from expscale_core.embed.base import Embedder
 from expscale_core.episode import Episode
+from expscale_core.errors import StoreError
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.safety.screen import quarantine_suspect
 from expscale_core.safety.screen_llm import review_lessons
 from expscale_core.settings import DistillSettings
-from expscale_core.store.base import ExperienceStore
+from expscale_core.store.base import ExperienceStore, Vector
+from expscale_core.store.contention import WRITE_ROUNDS, pause
 
 __all__ = ["distill_episode"]
+
+
+class WriteConflict(StoreError):
+    """Other engines kept changing the records this episode writes to; it waits and is tried again (a
+    :class:`StoreError`, so it never counts against the episode's attempts)."""
 
 
 def _quarantined_retire_nothing(plan: StorePlan, episode: Episode, existing: dict[str, Experience]) -> None:
@@ -77,27 +84,71 @@ def distill_episode(
         )
     reviewed = review_lessons(decisions, screen_llm) if screen_llm is not None else {}
     with write_lock:
-        # The targets are read again under the lock: a refine that ran during the LLM call may have merged one
-        # away, and writing the old copy back would make it active again.
-        current = {e.id: e for e, _ in store.get([e.id for e, _ in similar])}
-        fresh = [current[e.id] for e, _ in similar if e.id in current]
-        retired = {e.id for e in fresh if e.status is not ExperienceStatus.ACTIVE}
-        if retired:
-            decisions = retarget_unrelated(decisions, lambda d: -1.0 if d.target_id in retired else None, floor=0.0)
-        plan = plan_writes(
-            episode,
-            decisions,
-            [e for e in fresh if e.id not in retired],
-            distiller=distiller.name,
-            prompt_version=distiller.prompt_version,
-            embedding_model=embedder.model_id,
-            # read under the lock, after the LLM call: a refine's watermark must never be later than this
-            now=clock(),
-        )
-        plan.new = [quarantine_suspect(e, also=reviewed.get(e.content, ())) for e in plan.new]
-        _quarantined_retire_nothing(plan, episode, current)
-        if plan.new:
-            vectors = embedder.embed([e.embedding_text() for e in plan.new])
-            store.upsert(list(zip(plan.new, vectors)))
-        store.update(plan.changed)
-    return plan
+        # Across engines sharing the store, every write is conditional on what was read: a target changed by
+        # another engine meanwhile is read again and the decisions re-applied to it (they are idempotent per
+        # episode), so no engine's reinforcement or update is lost.
+        for attempt in range(WRITE_ROUNDS):
+            if attempt:
+                pause(attempt)
+            # The targets are read again under the lock: a refine that ran during the LLM call may have merged one
+            # away, and writing the old copy back would make it active again.
+            current = {e.id: e for e, _ in store.get([e.id for e, _ in similar])}
+            fresh = [current[e.id] for e, _ in similar if e.id in current]
+            retired = {e.id for e in fresh if e.status is not ExperienceStatus.ACTIVE}
+            planned = decisions
+            if retired:
+                planned = retarget_unrelated(decisions, _against(retired), floor=0.0)
+            now = clock()  # read under the lock, after the LLM call: a refine's watermark must never be later
+            plan = plan_writes(
+                episode,
+                planned,
+                [e for e in fresh if e.id not in retired],
+                distiller=distiller.name,
+                prompt_version=distiller.prompt_version,
+                embedding_model=embedder.model_id,
+                now=now,
+            )
+            plan.new = [quarantine_suspect(e, also=reviewed.get(e.content, ())) for e in plan.new]
+            _quarantined_retire_nothing(plan, episode, current)
+            if _write(plan, current, episode.id, now, store=store, embedder=embedder):
+                return plan
+    raise WriteConflict(
+        f"episode {episode.id}: its targets kept changing under {WRITE_ROUNDS} attempts to write; it is retried later"
+    )
+
+
+def _against(retired: set[str]) -> Callable[[Decision], float | None]:
+    """A decision aimed at a record retired meanwhile becomes an ADD (its target is no longer there to change)."""
+    return lambda d: -1.0 if d.target_id in retired else None
+
+
+def _write(
+    plan: StorePlan,
+    current: dict[str, Experience],
+    episode_id: str,
+    now: datetime,
+    *,
+    store: ExperienceStore,
+    embedder: Embedder,
+) -> bool:
+    """Write ``plan``: new lessons first (inserted once; the same lesson written by another engine meanwhile is
+    reinforced instead), then the changes to records read as ``current``, each only over the revision read.
+    True when every write landed."""
+    vectors = embedder.embed([e.embedding_text() for e in plan.new]) if plan.new else []
+    new = [(e, v) for e, v in zip(plan.new, vectors) if e.id not in current]
+    # Over the revision read: an UPDATE's target, or this episode's own lesson from an earlier attempt.
+    rewrites: list[tuple[Experience, Vector | None]] = [
+        (e.model_copy(update={"revision": current[e.id].revision}), v)
+        for e, v in zip(plan.new, vectors)
+        if e.id in current
+    ]
+    inserted = store.insert_new(new)
+    planned = {e.id: (e, v) for e, v in new if e.id not in inserted}
+    for stored, _ in store.get(list(planned)):
+        mine, vector = planned[stored.id]
+        if episode_id in stored.provenance.source_episode_ids:  # a retry of this episode: its new wording wins
+            rewrites.append((mine.model_copy(update={"revision": stored.revision}), vector))
+        else:  # the same lesson, written by another engine meanwhile: one more source for it
+            rewrites.append((reinforced(stored, episode_id, now), None))
+    rewrites += [(e, None) for e in plan.changed]
+    return len(store.write_if(rewrites)) == len(rewrites)

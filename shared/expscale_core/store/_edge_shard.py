@@ -7,14 +7,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from expscale_core.experience import ExperienceStatus
+from expscale_core.errors import StoreError
+from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
-from expscale_core.store._records import INDEXED_FIELDS, scope_terms, to_vector
+from expscale_core.store._records import INDEXED_FIELDS, scope_terms, to_payload, to_vector
+from expscale_core.store.base import Vector
 
 if TYPE_CHECKING:
     import qdrant_edge as qe
 
-__all__ = ["copy_shard", "create_shard", "edge_config", "edge_filter", "edge_revision_filter", "folder_bytes"]
+__all__ = ["conditional_ops", "copy_shard", "create_shard", "edge_config", "edge_filter", "ensure_room", "folder_bytes"]
 
 
 def folder_bytes(folder: Path) -> int:
@@ -71,7 +73,7 @@ def edge_filter(
     return qe.Filter(must=must) if must else None
 
 
-def edge_revision_filter(point_id: str, revision: str) -> qe.Filter:
+def _revision_filter(point_id: str, revision: str) -> qe.Filter:
     """The point ``point_id`` while it is still at ``revision`` (a record from before revisions has none)."""
     import qdrant_edge as qe
 
@@ -80,3 +82,46 @@ def edge_revision_filter(point_id: str, revision: str) -> qe.Filter:
         return qe.Filter(must=[has_id, qe.FieldCondition(key="revision", match=qe.MatchValue(revision))])
     unset: list[Any] = [qe.IsEmptyCondition("revision"), qe.FieldCondition(key="revision", match=qe.MatchValue(""))]
     return qe.Filter(must=[has_id], should=unset)
+
+
+def conditional_ops(
+    wanted: Sequence[tuple[Experience, Experience, Vector | None]], *, insert_only: bool
+) -> list[qe.UpdateOperation]:
+    """The writes of ``(as read, to write, vector)`` triples: inserts that never overwrite, or writes that land
+    only on a point still at the revision read (the payload alone when there is no vector)."""
+    import qdrant_edge as qe
+
+    ops = []
+    for old, new, vector in wanted:
+        point = qe.Point(new.id, [float(x) for x in vector], to_payload(new)) if vector is not None else None
+        if insert_only:
+            assert point is not None
+            ops.append(qe.UpdateOperation.upsert_points([point], None, qe.UpdateMode.InsertOnly))
+        elif point is None:
+            ops.append(
+                qe.UpdateOperation.overwrite_payload_by_filter(_revision_filter(old.id, old.revision), to_payload(new))
+            )
+        else:
+            ops.append(
+                qe.UpdateOperation.upsert_points(
+                    [point], _revision_filter(old.id, old.revision), qe.UpdateMode.UpdateOnly
+                )
+            )
+    return ops
+
+
+def ensure_room(path: Path, need_bytes: int, min_free_mb: float, what: str) -> None:
+    """Refuse a write that would leave less than ``min_free_mb`` free beside the store (a full disk mid-write
+    corrupts a memory-mapped segment: SIGBUS, not an error)."""
+    try:
+        free = shutil.disk_usage(path if path.exists() else path.parent).free
+    except OSError:
+        return  # cannot tell; the write itself will say
+    reserve = int(min_free_mb * 2**20)
+    if free < need_bytes + reserve:
+        raise StoreError(
+            f"not enough free disk for the experience store at {path}: {free / 2**20:.1f} MB free, the "
+            f"{what} needs about {need_bytes / 2**20:.1f} MB plus a {min_free_mb:g} MB reserve "
+            "(EXPSCALE_STORE__MIN_FREE_MB); free some space: episodes stay queued and are learned once there "
+            "is room"
+        )

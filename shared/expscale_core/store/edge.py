@@ -21,11 +21,12 @@ from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
 from expscale_core.store._edge_build import IndexBuild
 from expscale_core.store._edge_shard import (
+    conditional_ops,
     copy_shard,
     create_shard,
     edge_config,
     edge_filter,
-    edge_revision_filter,
+    ensure_room,
     folder_bytes,
 )
 from expscale_core.store._records import clamp_score as _clamp
@@ -162,18 +163,7 @@ class EdgeExperienceStore:
     # -- writes --------------------------------------------------------------------------
 
     def _ensure_room(self, need_bytes: int, what: str) -> None:
-        try:
-            free = shutil.disk_usage(self.path if self.path.exists() else self.path.parent).free
-        except OSError:
-            return  # cannot tell; the write itself will say
-        reserve = int(self.min_free_mb * 2**20)
-        if free < need_bytes + reserve:
-            raise StoreError(
-                f"not enough free disk for the experience store at {self.path}: {free / 2**20:.1f} MB free, the "
-                f"{what} needs about {need_bytes / 2**20:.1f} MB plus a {self.min_free_mb:g} MB reserve "
-                "(EXPSCALE_STORE__MIN_FREE_MB); free some space: episodes stay queued and are learned once there "
-                "is room"
-            )
+        ensure_room(self.path, need_bytes, self.min_free_mb, what)
 
     def _record_bytes(self, experiences: Iterable[Experience]) -> int:
         # Payload, vector and WAL copies of both; generous, since being short means SIGBUS.
@@ -206,39 +196,26 @@ class EdgeExperienceStore:
             self._call("update", run, touched=[e.id for e in experiences])
 
     def insert_new(self, items: Sequence[tuple[Experience, Vector]]) -> dict[str, Experience]:
-        import qdrant_edge as qe
-
-        wanted = [(e, stamped(e), v) for e, v in items if e.id in set(point_ids(x.id for x, _ in items))]
-        if not wanted:
-            return {}
-        points = [qe.Point(new.id, [float(x) for x in v], to_payload(new)) for _, new, v in wanted]
-        self._ensure_room(self._record_bytes(new for _, new, _ in wanted), f"insert of {len(wanted)} experiences")
-        self._call(
-            "insert",
-            lambda s: s.update(qe.UpdateOperation.upsert_points(points, None, qe.UpdateMode.InsertOnly)),
-            touched=[new.id for _, new, _ in wanted],
-        )
-        return written(wanted, self.get([new.id for _, new, _ in wanted]))
+        return self._conditional("insert", [(e, stamped(e), v) for e, v in items], insert_only=True)
 
     def write_if(self, items: Sequence[tuple[Experience, Vector | None]]) -> dict[str, Experience]:
-        import qdrant_edge as qe
+        return self._conditional("conditional write", [(e, stamped(e), v) for e, v in items], insert_only=False)
 
-        valid = set(point_ids(e.id for e, _ in items))
-        wanted = [(e, stamped(e), v) for e, v in items if e.id in valid]
+    def _conditional(
+        self, what: str, wanted: Sequence[tuple[Experience, Experience, Vector | None]], *, insert_only: bool
+    ) -> dict[str, Experience]:
+        valid = set(point_ids(e.id for e, _, _ in wanted))
+        wanted = [w for w in wanted if w[0].id in valid]
         if not wanted:
             return {}
+        ops = conditional_ops(wanted, insert_only=insert_only)
+        self._ensure_room(self._record_bytes(new for _, new, _ in wanted), f"{what} of {len(wanted)} experiences")
 
         def run(shard: qe.EdgeShard) -> None:
-            for old, new, vector in wanted:
-                at = edge_revision_filter(old.id, old.revision)
-                if vector is None:
-                    shard.update(qe.UpdateOperation.overwrite_payload_by_filter(at, to_payload(new)))
-                else:
-                    point = qe.Point(new.id, [float(x) for x in vector], to_payload(new))
-                    shard.update(qe.UpdateOperation.upsert_points([point], at, qe.UpdateMode.UpdateOnly))
+            for op in ops:
+                shard.update(op)
 
-        self._ensure_room(self._record_bytes(new for _, new, _ in wanted), f"write of {len(wanted)} experiences")
-        self._call("conditional write", run, touched=[new.id for _, new, _ in wanted])
+        self._call(what, run, touched=[new.id for _, new, _ in wanted])
         return written(wanted, self.get([new.id for _, new, _ in wanted]))
 
     def delete(self, ids: Sequence[str]) -> None:
