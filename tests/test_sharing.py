@@ -229,3 +229,45 @@ def test_eight_engines_learning_the_same_lessons_write_one_record_each_and_lose_
     assert all(e.queue.counts()["failed"] == 0 for e in engines)
     for e in engines:
         e.queue.close()
+
+
+class _InterleavedWrite:
+    """The shared store, with another engine's write landing just before this refiner's first write."""
+
+    def __init__(self, inner: ExperienceStore, other_write: object) -> None:
+        self.inner = inner
+        self.other_write = other_write
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self.inner, name)
+        if name != "write_if" or self.other_write is None:
+            return attr
+
+        def call(*args: object, **kwargs: object) -> object:
+            other, self.other_write = self.other_write, None
+            other()  # type: ignore[operator]
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def test_a_refine_never_overwrites_what_another_engine_wrote_after_it_read(store: ExperienceStore) -> None:
+    embedder = HashEmbedder()
+    old = utcnow() - timedelta(days=1)
+    best = Experience(kind="fact", content="Invoices are sent on the 1st.", support=3, created_at=old, updated_at=old)
+    twin = Experience(kind="fact", content="Invoices are sent on the 1st!", created_at=old, updated_at=old)
+    store.upsert(list(zip([best, twin], embedder.embed([best.embedding_text(), twin.embedding_text()]))))
+
+    def credit_from_another_engine() -> None:
+        ((now, _),) = store.get([best.id])
+        store.update([now.model_copy(update={"helpful": 5})])
+
+    shared = _InterleavedWrite(store, credit_from_another_engine)
+    settings = RefineSettings(every_n_experiences=None, duplicate_threshold=0.9, induce_rules=False)
+    engine = make_engine(store=shared, refine=settings)  # type: ignore[arg-type]
+    first = engine.refine()
+    assert first.conflicts == 1 and first.merged == 0  # its copy of the keeper was out of date: nothing written
+    assert engine.refine().merged == 1
+    (kept,) = [e for e, _ in store.scan(statuses=[ExperienceStatus.ACTIVE])]
+    assert (kept.helpful, kept.support) == (5, 4)  # the other engine's credit survived the merge
+    engine._worker.stop()

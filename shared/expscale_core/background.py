@@ -280,7 +280,7 @@ class BackgroundLoop:
         since = datetime.fromisoformat(mark) if mark else None
         store = GuardedStore(self.store, self.tombstones, fence=fence)  # a delete meanwhile wins over the merges
         report = Refiner(store, self.embedder, self.refine_settings, self.llm).run(scope, now=now, since=since)
-        if scope is None:
+        if scope is None and not report.conflicts:  # what lost a race is looked at again, whatever its age
             self.queue.set_meta("refined_at", now.isoformat())
         self._new_since_refine = 0
         self._last_refine = time.monotonic()

@@ -66,6 +66,8 @@ class RefineReport(BaseModel):
     """Another engine sharing the store held the refine lease; nothing was done."""
     aborted: bool = False
     """The lease was lost midway (this refiner stalled past it); the next run repairs what was half done."""
+    conflicts: int = 0
+    """Writes left out because another engine changed the record meanwhile; the next run picks them up."""
     induced: int = 0
     """Rules written from several verified examples that shared one (their examples stay active)."""
 
@@ -187,9 +189,8 @@ class Refiner:
         stale = [e for e, _ in active if e.id in absorber and e.restored_at is None]  # restored: a person's call
         if not stale:
             return active
-        self.store.update([e.superseded_by_id(absorber[e.id], now) for e in stale])
-        report.repaired = len(stale)
-        retired = {e.id for e in stale}
+        retired = self._write([e.superseded_by_id(absorber[e.id], now) for e in stale], report)
+        report.repaired = len(retired)
         return [(e, v) for e, v in active if e.id not in retired]
 
     # -- merge -----------------------------------------------------------------------------
@@ -212,12 +213,15 @@ class Refiner:
         for cluster in duplicate_clusters(matrix, self.settings.duplicate_threshold, dirty=dirty):
             members = [items[i][0] for i in cluster]
             keeper = self._merged(members, {items[i][0].id: items[i][1] for i in cluster}, now, report)
+            if keeper is None:  # the keeper changed under this run: the cluster waits for the next one
+                continue
             others = [m for m in members if m.id != keeper[0].id]
-            # The replacement is written before anything it replaces changes status.
-            self.store.update([m.superseded_by_id(keeper[0].id, now) for m in others])
-            merged_away.update(m.id for m in members)
+            # The replacement is written before anything it replaces changes status. A member that changed
+            # meanwhile stays active for now; the next run's repair retires it (the keeper lists it).
+            retired = self._write([m.superseded_by_id(keeper[0].id, now) for m in others], report)
+            merged_away.update({keeper[0].id, *retired})
             results.append(keeper)
-            report.merged += len(others)
+            report.merged += len(retired)
         results += [(e, v) for e, v in items if e.id not in merged_away]
         return results
 
@@ -241,7 +245,7 @@ class Refiner:
 
     def _merged(
         self, members: list[Experience], vectors: dict[str, Row], now: datetime, report: RefineReport
-    ) -> tuple[Experience, Row]:
+    ) -> tuple[Experience, Row] | None:
         best = _best(members)
         out = self._llm_merge(members, report)
         if out is not None and self.llm is not None:
@@ -260,11 +264,13 @@ class Refiner:
             )
             fresh = _combine_stats(fresh, members, now)  # the new record brings no statistics of its own
             vector = self.embedder.embed([fresh.embedding_text()])[0]
-            self.store.upsert([(fresh, vector)])
-            return fresh, np.asarray(vector, dtype=np.float32)
-        keeper = _combine_stats(best, members, now)
-        self.store.update([keeper])
-        return keeper, vectors[best.id]
+            inserted = self.store.insert_new([(fresh, vector)])
+            return inserted[fresh.id], np.asarray(vector, dtype=np.float32)
+        written = self.store.write_if([(_combine_stats(best, members, now), None)])
+        if best.id not in written:
+            report.conflicts += 1
+            return None
+        return written[best.id], vectors[best.id]
 
     # -- rule induction (LLM only) ---------------------------------------------------------
 
@@ -298,10 +304,9 @@ class Refiner:
             )
             if len(new) >= s.max_inductions:
                 break
-        if new:
-            self.store.upsert(new)
-        report.induced = len(new)
-        return [e for e, _ in new]
+        inserted = self.store.insert_new(new) if new else {}
+        report.induced = len(inserted)
+        return list(inserted.values())
 
     # -- contradictions (LLM only) -------------------------------------------------------
 
@@ -334,9 +339,9 @@ class Refiner:
                     losers[drop.id] = keep.id
         if not losers:
             return active
-        self.store.update([exp.superseded_by_id(losers[exp.id], now) for exp in active if exp.id in losers])
-        report.superseded += len(losers)
-        return [e for e in active if e.id not in losers]
+        retired = self._write([exp.superseded_by_id(losers[exp.id], now) for exp in active if exp.id in losers], report)
+        report.superseded += len(retired)
+        return [e for e in active if e.id not in retired]
 
     # -- decay and capacity ----------------------------------------------------------------
 
@@ -373,6 +378,15 @@ class Refiner:
                 keep.append(exp)
                 kept_count[tenant] += 1
                 kept_tokens[tenant] += cost
-        self.store.update(archive)
-        report.archived = len(archive)
-        return keep
+        archived = self._write(archive, report)
+        report.archived = len(archived)
+        return keep + [e for e in archive if e.id not in archived]
+
+    def _write(self, records: list[Experience], report: RefineReport) -> set[str]:
+        """Write each record only over the revision this run read; the ids written. A record another engine
+        changed meanwhile is left as it is now (counted in ``conflicts``): the next run sees its new state."""
+        if not records:
+            return set()
+        written = self.store.write_if([(e, None) for e in records])
+        report.conflicts += len(records) - len(written)
+        return set(written)
