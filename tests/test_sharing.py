@@ -8,15 +8,19 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from expscale_core import Episode, Experience, ExperienceStatus, RulesDistiller
 from expscale_core.episode import utcnow
+from expscale_core.episodes.queue import EpisodeQueue
 from expscale_core.llm import OpenAILLM
 from expscale_core.settings import RefineSettings
 from expscale_core.store.base import ExperienceStore
@@ -271,3 +275,42 @@ def test_a_refine_never_overwrites_what_another_engine_wrote_after_it_read(store
     (kept,) = [e for e, _ in store.scan(statuses=[ExperienceStatus.ACTIVE])]
     assert (kept.helpful, kept.support) == (5, 4)  # the other engine's credit survived the merge
     engine._worker.stop()
+
+
+_WORKER = """
+import json, sys
+from expscale_core.episode import Episode
+from expscale_core.episodes.queue import EpisodeQueue
+queue = EpisodeQueue(sys.argv[1])
+n = int(sys.argv[2])
+for i in range(25):
+    queue.put(Episode(id=f"w{n}-{i}", input=f"request {i} of worker {n}"))
+claimed = []
+while True:
+    batch = queue.claim(3, ignore_delay=True)
+    if not batch:
+        break
+    claimed += [e.id for e in batch]
+    queue.complete([e.id for e in batch])
+print(json.dumps(claimed))
+"""
+
+
+def test_worker_processes_sharing_one_data_dir_claim_every_episode_exactly_once(tmp_path: Path) -> None:
+    """The several-workers recipe: uvicorn/gunicorn workers share the data dir's queue (SQLite WAL; a claim
+    is one IMMEDIATE transaction) and reach one Qdrant server through EXPSCALE_STORE__URL."""
+    path = str(tmp_path / "episodes.sqlite3")
+    EpisodeQueue(path).close()  # created once, as the first worker would
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WORKER, path, str(n)], stdout=subprocess.PIPE, text=True)
+        for n in range(4)
+    ]
+    claimed = [i for p in procs for i in json.loads(p.communicate(timeout=120)[0])]
+    assert all(p.returncode == 0 for p in procs)
+    # Workers that finished first may have stopped before later ones queued theirs; whatever was claimed,
+    # was claimed once, and nothing is left behind once every worker ran.
+    assert len(claimed) == len(set(claimed))
+    leftover = EpisodeQueue(path)
+    rest = leftover.claim(1000, ignore_delay=True)
+    assert len(claimed) + len(rest) == 100 and not set(claimed) & {e.id for e in rest}
+    leftover.close()

@@ -136,7 +136,8 @@ class EdgeExperienceStore:
                     raise StoreLockedError(
                         f"the experience store {self.path} is open in another process; an embedded store allows "
                         "one process at a time. Close the other process, give this one its own "
-                        "EXPSCALE_DATA_DIR, or run a Qdrant server and set EXPSCALE_STORE__URL"
+                        "EXPSCALE_DATA_DIR, or, for several workers (uvicorn --workers, gunicorn -w), run a Qdrant "
+                        "server and set EXPSCALE_STORE__URL (README: 'Several workers, several servers')"
                     ) from exc
                 raise StoreError(f"could not open the Qdrant Edge store at {self.path}: {exc}") from exc
             self._shard, self._dimension = shard, dimension
