@@ -314,3 +314,35 @@ def test_worker_processes_sharing_one_data_dir_claim_every_episode_exactly_once(
     rest = leftover.claim(1000, ignore_delay=True)
     assert len(claimed) + len(rest) == 100 and not set(claimed) & {e.id for e in rest}
     leftover.close()
+
+
+def test_each_experience_records_the_deployments_that_taught_it_and_stats_break_down_by_them(
+    store: ExperienceStore,
+) -> None:
+    web = make_engine(store=store, deployment="web-eu")
+    agent = make_engine(store=store, deployment="agent-batch")
+    for engine, lessons in ((web, [("VPN port?", "1194/udp")]), (agent, [("VPN port?", "1194/udp"), ("SSO?", "okta")])):
+        for question, answer in lessons:
+            eid = engine.record(Episode(input=question, output="?"))
+            engine.feedback(eid, -1, correction=answer)
+        assert engine.drain(timeout=10)
+    by_question = {e.applicability: e for e, _ in store.scan(statuses=[ExperienceStatus.ACTIVE])}
+    assert by_question["VPN port?"].provenance.deployments == ["web-eu", "agent-batch"]  # one record, both
+    assert by_question["SSO?"].provenance.deployments == ["agent-batch"]
+    figures = web.stats().deployments
+    assert {name: (f.active, f.confirmed_by_others) for name, f in figures.items()} == {
+        "agent-batch": (1, 0),
+        "web-eu": (1, 1),
+    }
+    for e in (web, agent):
+        e._worker.stop()
+
+
+def test_the_deployment_defaults_to_the_host_and_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from expscale_core.settings import ExpscaleSettings
+
+    assert ExpscaleSettings().deployment == socket.gethostname()
+    monkeypatch.setenv("EXPSCALE_DEPLOYMENT", "checkout-api")
+    assert ExpscaleSettings().deployment == "checkout-api"

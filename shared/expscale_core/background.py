@@ -64,6 +64,7 @@ class BackgroundLoop:
     retrieve_settings: RetrieveSettings
     clock: Callable[[], datetime]
     screen_llm: Callable[[str, str], list[str]] | None = None
+    deployment: str | None = None
     refine_lock: threading.Lock = field(default_factory=threading.Lock)
     holder: str = field(default_factory=_holder)
     """This engine, as the holder of the store's refine lease."""
@@ -160,6 +161,7 @@ class BackgroundLoop:
                 write_lock=self.refine_lock,
                 clock=self.clock,
                 screen_llm=self.screen_llm,
+                deployment=self.deployment,
             )
         except LLMOutputError as exc:
             log.warning("episode %s: unusable LLM output, marked failed: %s", episode.id, exc)

@@ -145,6 +145,11 @@ def _stats(engine: ExperienceEngine, args: argparse.Namespace) -> int:
                 f"served feedback: {q.served_helpful} helpful, {q.served_harmful} harmful, {q.served_unrated} unrated"
                 f" (helpful rate {q.helpful_rate:.0%}); utility p10/p50/p90 "
                 f"{q.utility_p10:+.2f} / {q.utility_p50:+.2f} / {q.utility_p90:+.2f}",
+                *(
+                    f"  deployment {name}: {d.active} active, {d.helpful} helpful / {d.harmful} harmful, "
+                    f"{d.confirmed_by_others} confirmed by other deployments"
+                    for name, d in st.deployments.items()
+                ),
             ]
         ),
     )

@@ -97,6 +97,7 @@ class ExperienceEngine:
         autostart: bool = True,
         redact: Callable[[str], str] | None = None,
         screen_llm: Callable[[str, str], list[str]] | None = None,
+        deployment: str | None = None,
     ) -> None:
         coerced = Scope.coerce(scope)
         self.scope = _NO_SCOPE if coerced == _NO_SCOPE else coerced  # record() then skips a comparison
@@ -121,6 +122,7 @@ class ExperienceEngine:
             retrieve_settings=self.retrieve_settings,
             clock=clock,
             screen_llm=screen_llm,
+            deployment=deployment,
         )
         self._retriever = Retriever(store, embedder, self.retrieve_settings, self._usage, clock)
         self._worker = BackgroundWorker(self._loop.step, idle_s=self.distill_settings.idle_s)

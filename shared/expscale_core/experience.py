@@ -40,6 +40,9 @@ class Provenance(BaseModel):
     embedding_model: str | None = None
     repairs: list[str] = Field(default_factory=list)
     """Fixes applied to the distiller's output to keep the lesson (an invalid target turned into ADD, ...)."""
+    deployments: list[str] = Field(default_factory=list)
+    """The deployments (``EXPSCALE_DEPLOYMENT``) whose episodes taught or confirmed it, first writer first;
+    merges keep the union. ``expscale stats`` breaks quality down by them."""
 
 
 class Experience(BaseModel):

@@ -42,6 +42,7 @@ _COLLABORATORS = {
     "autostart",
     "redact",
     "screen_llm",
+    "deployment",
 }
 
 
@@ -166,6 +167,7 @@ def build_collaborators(settings: ExpscaleSettings | None, **overrides: Any) -> 
         capture_settings=settings.capture,
         redact=build_redactor(settings.redact.builtin, overrides.pop("redact", None)),
         screen_llm=overrides.pop("screen_llm", None) or (LLMScreen(llm) if settings.screen.llm and llm else None),
+        deployment=overrides.pop("deployment", settings.deployment),
         **overrides,
     )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import socket
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -190,6 +191,9 @@ class ExpscaleSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXPSCALE_", env_nested_delimiter="__", extra="forbid")
 
     data_dir: Path = Path(".expscale")
+    deployment: str = Field(default_factory=socket.gethostname, min_length=1, max_length=200)
+    """Recorded in the provenance of every experience this process distills: which app server, agent or model
+    setup taught it, when several share one store. Default: the host name."""
     llm: LLMSettings = Field(default_factory=LLMSettings)
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     redact: RedactSettings = Field(default_factory=RedactSettings)

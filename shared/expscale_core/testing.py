@@ -200,6 +200,7 @@ def make_engine(
     scope: Any = None,
     autostart: bool = True,
     screen_llm: Callable[[str, str], list[str]] | None = None,
+    deployment: str | None = None,
 ) -> ExperienceEngine:
     """An engine on a temporary Qdrant Edge store (the default) with the hash embedder and no capture delay.
 
@@ -233,6 +234,7 @@ def make_engine(
         refine_settings=refine or RefineSettings(every_n_experiences=None, every_s=None),
         autostart=autostart,
         screen_llm=screen_llm,
+        deployment=deployment,
     )
 
 

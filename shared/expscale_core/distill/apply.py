@@ -59,6 +59,7 @@ def plan_writes(
     prompt_version: str | None,
     embedding_model: str,
     now: datetime,
+    deployment: str | None = None,
 ) -> StorePlan:
     by_id = {e.id: e for e in existing}
     plan = StorePlan()
@@ -74,6 +75,7 @@ def plan_writes(
             prompt_version=prompt_version,
             embedding_model=embedding_model,
             repairs=list(repairs),
+            deployments=[deployment] if deployment else [],
         )
 
     ordinal = 0
@@ -81,18 +83,21 @@ def plan_writes(
         target = current(d.target_id) if d.target_id else None
         if d.action is Action.NOOP:
             if target is not None:
-                touched[target.id] = reinforced(target, episode.id, now)
+                touched[target.id] = reinforced(target, episode.id, now, deployment)
             continue
         assert d.kind is not None and d.content is not None  # Decision validates this
         if d.action is Action.UPDATE and target is not None:
             sources = target.provenance.source_episode_ids
-            updated = reinforced(target, episode.id, now).model_copy(
+            updated = reinforced(target, episode.id, now, deployment).model_copy(
                 update={
                     "kind": d.kind,
                     "content": d.content,
                     "applicability": d.applicability or target.applicability,
                     "provenance": provenance(sources, d.repaired).model_copy(
-                        update={"merge_parents": target.provenance.merge_parents}
+                        update={
+                            "merge_parents": target.provenance.merge_parents,
+                            "deployments": _union(target.provenance.deployments, deployment),
+                        }
                     ),
                 }
             )
@@ -124,8 +129,13 @@ def plan_writes(
     return plan
 
 
-def reinforced(exp: Experience, episode_id: str, now: datetime) -> Experience:
-    """``exp`` with ``episode_id`` as one more source (and one more support), once per episode."""
+def _union(deployments: Sequence[str], deployment: str | None) -> list[str]:
+    return list(dict.fromkeys([*deployments, *([deployment] if deployment else [])]))
+
+
+def reinforced(exp: Experience, episode_id: str, now: datetime, deployment: str | None = None) -> Experience:
+    """``exp`` with ``episode_id`` as one more source (and one more support), once per episode, and the
+    confirming deployment among its deployments."""
     # Idempotent per episode: a re-processed episode must not count as more support.
     seen = episode_id in exp.provenance.source_episode_ids
     sources = list(dict.fromkeys([*exp.provenance.source_episode_ids, episode_id]))
@@ -133,7 +143,9 @@ def reinforced(exp: Experience, episode_id: str, now: datetime) -> Experience:
         update={
             "support": exp.support + (0 if seen else 1),
             "updated_at": now,
-            "provenance": exp.provenance.model_copy(update={"source_episode_ids": sources}),
+            "provenance": exp.provenance.model_copy(
+                update={"source_episode_ids": sources, "deployments": _union(exp.provenance.deployments, deployment)}
+            ),
         }
     )
 

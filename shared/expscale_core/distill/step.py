@@ -63,6 +63,7 @@ def distill_episode(
     write_lock: threading.Lock,
     clock: Callable[[], datetime],
     screen_llm: Callable[[str, str], list[str]] | None = None,
+    deployment: str | None = None,
 ) -> StorePlan:
     """Distill ``episode`` and write the result; returns what was written. Errors propagate to the caller,
     which decides between retry and failure (nothing is written before the distiller has answered)."""
@@ -107,10 +108,11 @@ def distill_episode(
                 prompt_version=distiller.prompt_version,
                 embedding_model=embedder.model_id,
                 now=now,
+                deployment=deployment,
             )
             plan.new = [quarantine_suspect(e, also=reviewed.get(e.content, ())) for e in plan.new]
             _quarantined_retire_nothing(plan, episode, current)
-            if _write(plan, current, episode.id, now, store=store, embedder=embedder):
+            if _write(plan, current, episode.id, now, store=store, embedder=embedder, deployment=deployment):
                 return plan
     raise WriteConflict(
         f"episode {episode.id}: its targets kept changing under {WRITE_ROUNDS} attempts to write; it is retried later"
@@ -130,6 +132,7 @@ def _write(
     *,
     store: ExperienceStore,
     embedder: Embedder,
+    deployment: str | None,
 ) -> bool:
     """Write ``plan``: new lessons first (inserted once; the same lesson written by another engine meanwhile is
     reinforced instead), then the changes to records read as ``current``, each only over the revision read.
@@ -149,6 +152,6 @@ def _write(
         if episode_id in stored.provenance.source_episode_ids:  # a retry of this episode: its new wording wins
             rewrites.append((mine.model_copy(update={"revision": stored.revision}), vector))
         else:  # the same lesson, written by another engine meanwhile: one more source for it
-            rewrites.append((reinforced(stored, episode_id, now), None))
+            rewrites.append((reinforced(stored, episode_id, now, deployment), None))
     rewrites += [(e, None) for e in plan.changed]
     return len(store.write_if(rewrites)) == len(rewrites)

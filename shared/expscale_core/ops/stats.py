@@ -6,18 +6,31 @@ the CLI included, sees the same figures.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pydantic import BaseModel
 
 from expscale_core.episodes.queue import EpisodeQueue
-from expscale_core.experience import ExperienceStatus
+from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.ops.quality import MemoryQuality, memory_quality
 from expscale_core.scoring import count_tokens
 from expscale_core.store.base import ExperienceStore
 
-__all__ = ["LLM_COUNTERS", "EngineStats", "collect_stats"]
+__all__ = ["LLM_COUNTERS", "DeploymentFigures", "EngineStats", "collect_stats"]
 
 LLM_COUNTERS = ("llm_calls", "llm_prompt_tokens", "llm_completion_tokens")
 """Queue meta counters that every process adds its LLM usage to."""
+
+
+class DeploymentFigures(BaseModel):
+    """The active experiences one deployment wrote first, and how their serves were rated: a frontend whose
+    lessons mostly hurt the others shows here."""
+
+    active: int = 0
+    helpful: int = 0
+    harmful: int = 0
+    confirmed_by_others: int = 0
+    """Of those, how many another deployment confirmed (learned too, or merged with its own)."""
 
 
 class EngineStats(BaseModel):
@@ -35,6 +48,8 @@ class EngineStats(BaseModel):
     llm_prompt_tokens: int
     llm_completion_tokens: int
     quality: MemoryQuality
+    deployments: dict[str, DeploymentFigures] = {}
+    """By the deployment that wrote each active experience first (``unknown`` for records from before 0.3)."""
 
 
 def collect_stats(
@@ -58,4 +73,17 @@ def collect_stats(
         llm_prompt_tokens=totals["llm_prompt_tokens"],
         llm_completion_tokens=totals["llm_completion_tokens"],
         quality=quality,
+        deployments=_by_deployment(e for e, _ in active),
     )
+
+
+def _by_deployment(active: Iterable[Experience]) -> dict[str, DeploymentFigures]:
+    out: dict[str, DeploymentFigures] = {}
+    for e in active:
+        names = e.provenance.deployments
+        figures = out.setdefault(names[0] if names else "unknown", DeploymentFigures())
+        figures.active += 1
+        figures.helpful += e.helpful
+        figures.harmful += e.harmful
+        figures.confirmed_by_others += len(names) > 1
+    return dict(sorted(out.items()))

@@ -120,6 +120,7 @@ def _induce(
             prompt_version=INDUCE_PROMPT_VERSION,
             embedding_model=embedder.model_id,
             source_episode_ids=list(dict.fromkeys(s for x in group for s in x.exp.provenance.source_episode_ids)),
+            deployments=list(dict.fromkeys(d for x in group for d in x.exp.provenance.deployments)),
         ),
         created_at=now,
         updated_at=now,

@@ -103,7 +103,10 @@ def _combine_stats(base: Experience, members: Sequence[Experience], now: datetim
     others = [m for m in members if m.id != base.id]
     episodes = list(dict.fromkeys(x for m in members for x in m.provenance.source_episode_ids))
     parents = list(dict.fromkeys([*base.provenance.merge_parents, *(m.id for m in others)]))
-    provenance = base.provenance.model_copy(update={"source_episode_ids": episodes, "merge_parents": parents})
+    deployments = list(dict.fromkeys(d for m in [base, *members] for d in m.provenance.deployments))
+    provenance = base.provenance.model_copy(
+        update={"source_episode_ids": episodes, "merge_parents": parents, "deployments": deployments}
+    )
     last_used = max((m.last_used_at for m in members if m.last_used_at), default=None)
     return base.model_copy(
         update={
