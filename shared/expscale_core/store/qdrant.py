@@ -162,23 +162,19 @@ class QdrantExperienceStore:
     def write_if(self, items: Sequence[tuple[Experience, Vector | None]]) -> dict[str, Experience]:
         valid = set(point_ids(e.id for e, _ in items))
         wanted = [(e, stamped(e), v) for e, v in items if e.id in valid]
-        for old, new, vector in wanted:
+        ops: list[qm.UpdateOperation] = []
+        for old, new, vector in wanted:  # one request, each write with its own condition
             at = _revision_filter(old.id, old.revision)
             if vector is None:
-                self._call(
-                    "conditional update",
-                    lambda n=new, f=at: self.client.overwrite_payload(  # type: ignore[misc]
-                        self.collection, to_payload(n), points=f, wait=True
-                    ),
+                ops.append(
+                    qm.OverwritePayloadOperation(overwrite_payload=qm.SetPayload(payload=to_payload(new), filter=at))
                 )
             else:
                 point = qm.PointStruct(id=new.id, vector=list(vector), payload=to_payload(new))
-                self._call(
-                    "conditional upsert",
-                    lambda p=point, f=at: self.client.upsert(  # type: ignore[misc]
-                        self.collection, [p], wait=True, update_filter=f, update_mode=qm.UpdateMode.UPDATE_ONLY
-                    ),
-                )
+                batch = qm.PointsList(points=[point], update_filter=at, update_mode=qm.UpdateMode.UPDATE_ONLY)
+                ops.append(qm.UpsertOperation(upsert=batch))
+        if ops:
+            self._call("conditional write", lambda: self.client.batch_update_points(self.collection, ops, wait=True))
         return written(wanted, self.get([new.id for _, new, _ in wanted])) if wanted else {}
 
     def search(
