@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from expscale_core import Episode, Experience, ExperienceStatus, RulesDistiller
+from expscale_core import Episode, Experience, ExperienceStatus, Outcome, RulesDistiller
 from expscale_core.episode import utcnow
 from expscale_core.episodes.queue import EpisodeQueue
 from expscale_core.llm import OpenAILLM
@@ -238,13 +238,14 @@ def test_eight_engines_learning_the_same_lessons_write_one_record_each_and_lose_
 class _InterleavedWrite:
     """The shared store, with another engine's write landing just before this refiner's first write."""
 
-    def __init__(self, inner: ExperienceStore, other_write: object) -> None:
+    def __init__(self, inner: ExperienceStore, other_write: object, on: str = "write_if") -> None:
         self.inner = inner
         self.other_write = other_write
+        self.on = on
 
     def __getattr__(self, name: str) -> object:
         attr = getattr(self.inner, name)
-        if name != "write_if" or self.other_write is None:
+        if name != self.on or self.other_write is None:
             return attr
 
         def call(*args: object, **kwargs: object) -> object:
@@ -346,3 +347,55 @@ def test_the_deployment_defaults_to_the_host_and_is_a_setting(monkeypatch: pytes
     assert ExpscaleSettings().deployment == socket.gethostname()
     monkeypatch.setenv("EXPSCALE_DEPLOYMENT", "checkout-api")
     assert ExpscaleSettings().deployment == "checkout-api"
+
+
+def test_a_scope_deleted_by_one_engine_is_not_learned_again_from_another_engines_queue(
+    store: ExperienceStore,
+) -> None:
+    deleting = make_engine(store=store, autostart=False)
+    other = make_engine(store=store, autostart=False)
+    eid = other.record(Episode(input="acme's VPN port?", output="?"), scope="acme")
+    other.feedback(eid, -1, correction="1194/udp", scope="acme")  # queued in the other engine only
+    deleting.delete(scope="acme")
+    other.run_pending()
+    assert [e for e, _ in store.scan()] == []  # the deleted scope did not come back
+    assert other.queue.get(eid) is None  # and the episode is gone from the other queue too
+    for e in (deleting, other):
+        e._worker.stop()
+
+
+def test_a_merge_finishing_after_another_engine_deleted_its_source_leaves_nothing_of_it(
+    store: ExperienceStore,
+) -> None:
+    writer = make_engine(store=store)
+    secret = writer.record(Episode(input="wifi password?", output="tulip42", outcome=Outcome(score=1)))
+    kept = writer.record(Episode(input="wifi password!", output="tulip42", outcome=Outcome(score=1)))
+    assert writer.drain(timeout=10)
+    merged = json.dumps({"kind": "fact", "content": "The wifi password is tulip42.", "applicability": "wifi"})
+    settings = RefineSettings(every_n_experiences=None, duplicate_threshold=0.5, induce_rules=False)
+    # The other engine's delete lands in the narrowest window: after the refiner checked the deletions, just
+    # before its merged record is inserted.
+    racing = _InterleavedWrite(store, lambda: writer.delete(episode_id=secret), on="insert_new")
+    llm = OpenAILLM(ScriptedLLM([merged]).client, model="m")
+    refiner = make_engine(store=racing, llm=llm, refine=settings)  # type: ignore[arg-type]
+    assert refiner.refine().merged == 0  # the merge's result was removed again, so nothing was retired
+    records = [e for e, _ in store.scan()]
+    assert all(secret not in e.provenance.source_episode_ids for e in records)
+    assert [e.status for e in records if kept in e.provenance.source_episode_ids] == [ExperienceStatus.ACTIVE]
+    for e in (writer, refiner):
+        e._worker.stop()
+
+
+def test_an_import_never_brings_back_what_was_deleted(store: ExperienceStore, tmp_path: Path) -> None:
+    from expscale_core.ops.transfer import export_jsonl, import_jsonl
+
+    engine = make_engine(store=store)
+    eid = engine.record(Episode(input="acme's VPN port?", output="1194", outcome=Outcome(score=1)), scope="acme")
+    engine.record(Episode(input="globex SSO?", output="okta", outcome=Outcome(score=1)), scope="globex")
+    assert engine.drain(timeout=10)
+    export_jsonl(engine, tmp_path / "backup.jsonl")
+    engine.delete(scope="acme")
+    assert import_jsonl(engine, tmp_path / "backup.jsonl") == 1
+    assert [e.scope.namespace for e, _ in store.scan()] == ["globex"]
+    assert eid
+    engine._worker.stop()

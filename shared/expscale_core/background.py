@@ -127,6 +127,11 @@ class BackgroundLoop:
         batch = self.distill_settings.batch_size
         while limit is None or handled < limit:
             # Noted before the claim: a delete of a claimed episode while its batch-mates are distilled must win too.
+            try:
+                self.tombstones.pull()
+            except StoreError as exc:  # nothing could be written anyway: the episodes wait for the store
+                log.debug("store unreachable, distillation waits: %s", exc)
+                return handled
             since = self.tombstones.epoch
             episodes = self.queue.claim(
                 batch if limit is None else min(batch, limit - handled), ignore_delay=ignore_delay
@@ -134,6 +139,10 @@ class BackgroundLoop:
             if not episodes:
                 break
             for i, episode in enumerate(episodes):
+                if self.tombstones.covers(episode):  # deleted by another engine on the store: never learned again
+                    self.queue.delete_episode(episode.id)
+                    handled += 1
+                    continue
                 try:
                     self._distill_one(episode, since)
                 except QueueError:

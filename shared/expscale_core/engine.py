@@ -107,7 +107,7 @@ class ExperienceEngine:
         self.capture_settings = capture_settings or CaptureSettings()
         self._clock = clock
         self._usage = UsageTally()
-        tombstones = Tombstones()
+        tombstones = Tombstones(shared=store)
         self._deleter = Deleter(store, queue, tombstones)
         self._loop = BackgroundLoop(
             store=store,

@@ -11,17 +11,22 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
+from expscale_core.episode import Episode
 from expscale_core.episodes.queue import EpisodeQueue
 from expscale_core.errors import ExpscaleError
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
 from expscale_core.store.base import ExperienceStore, Vector
+from expscale_core.store.deletion_log import Deletion
 
 __all__ = ["Deleter", "GuardedStore", "Tombstones", "delete_episode", "delete_scope", "scrub"]
 
 log = logging.getLogger(__name__)
+V = TypeVar("V")
 _PENDING_DELETE = "pending_delete"
 
 
@@ -31,22 +36,49 @@ class Tombstones:
     Background work (a distillation, a refine, a credit flush) notes :meth:`epoch` when it starts and writes
     through a :class:`GuardedStore` for that epoch: a record that carries a deleted episode or lies in a deleted
     scope is dropped instead of written. ``lock`` is held by every guarded write and by ``delete()``, never
-    across an LLM call, so a delete waits at most for one store write.
+    across an LLM call, so a delete waits at most for one store write. With ``shared``, deletions are also
+    noted in the store and those of other engines on it are taken in (:mod:`expscale_core.store.deletion_log`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, shared: ExperienceStore | None = None) -> None:
         self.lock = threading.RLock()
         self._items: list[tuple[int, str | None, Scope | None]] = []
+        self._shared = shared
+        self._seen: set[str] = set()
 
     @property
     def epoch(self) -> int:
         return len(self._items)
 
     def add_episode(self, episode_id: str) -> None:
-        self._items.append((len(self._items) + 1, episode_id, None))
+        self._note(Deletion(uuid.uuid4().hex, episode_id, None))
 
     def add_scope(self, scope: Scope) -> None:
-        self._items.append((len(self._items) + 1, None, scope))
+        self._note(Deletion(uuid.uuid4().hex, None, scope))
+
+    def _note(self, deletion: Deletion) -> None:
+        # In the shared store first: an engine that inserts after this delete scanned the store reads it there.
+        if self._shared is not None:
+            self._shared.note_deletion(deletion)
+        self._take(deletion)
+
+    def _take(self, deletion: Deletion) -> None:
+        if deletion.id not in self._seen:
+            self._seen.add(deletion.id)
+            self._items.append((len(self._items) + 1, deletion.episode_id, deletion.scope))
+
+    def pull(self) -> None:
+        """Take in the deletions other engines on the shared store noted since the last pull."""
+        if self._shared is not None:
+            for deletion in self._shared.deletions():
+                self._take(deletion)
+
+    def covers(self, episode: Episode) -> bool:
+        """``episode`` was deleted, itself or with its scope, by any engine (it must not be learned again)."""
+        return any(
+            episode_id == episode.id or (scope is not None and scope.contains(episode.scope))
+            for _, episode_id, scope in self._items
+        )
 
     def kills(self, exp: Experience, since: int) -> bool:
         """``exp`` holds something deleted after epoch ``since``."""
@@ -63,7 +95,8 @@ class GuardedStore:
 
     A record whose write was skipped is remembered, and a record that would retire in its favour (a merge's
     members, a superseded lesson) is not retired either: nothing points at a replacement that does not exist.
-    Reads and everything else go straight to the store.
+    A new record is checked again after it is inserted, against deletions other engines noted meanwhile, and
+    removed if one covers it. Reads and everything else go straight to the store.
     """
 
     def __init__(
@@ -91,6 +124,8 @@ class GuardedStore:
         self.maintain = store.maintain
         self.acquire_lease = store.acquire_lease
         self.release_lease = store.release_lease
+        self.note_deletion = store.note_deletion
+        self.deletions = store.deletions
         self.close = store.close
 
     def _allowed(self, exp: Experience) -> bool:
@@ -99,33 +134,46 @@ class GuardedStore:
             return False
         return not (exp.status is not ExperienceStatus.ACTIVE and exp.superseded_by in self._vetoed)
 
-    def upsert(self, items: Sequence[tuple[Experience, Vector]]) -> None:
+    def _kept(self, items: Sequence[tuple[Experience, V]]) -> list[tuple[Experience, V]]:
+        """What may be written now: the fence passed, other engines' deletions taken in, none of them hit."""
         if self._fence is not None:
             self._fence()
+        self._tombstones.pull()
+        return [(e, v) for e, v in items if self._allowed(e)]
+
+    def upsert(self, items: Sequence[tuple[Experience, Vector]]) -> None:
         with self._tombstones.lock:
-            kept = [(e, v) for e, v in items if self._allowed(e)]
+            kept = self._kept(items)
             if kept:
                 self._store.upsert(kept)
+                self._recheck([e for e, _ in kept])
 
     def insert_new(self, items: Sequence[tuple[Experience, Vector]]) -> dict[str, Experience]:
-        if self._fence is not None:
-            self._fence()
         with self._tombstones.lock:
-            kept = [(e, v) for e, v in items if self._allowed(e)]
-            return self._store.insert_new(kept) if kept else {}
+            kept = self._kept(items)
+            inserted = self._store.insert_new(kept) if kept else {}
+            gone = self._recheck(list(inserted.values()))
+            return {i: e for i, e in inserted.items() if i not in gone}
+
+    def _recheck(self, written: list[Experience]) -> set[str]:
+        """Remove what was just written if a deletion another engine noted meanwhile covers it."""
+        epoch = self._tombstones.epoch
+        self._tombstones.pull()
+        gone = {e.id for e in written if self._tombstones.kills(e, epoch)} if self._tombstones.epoch > epoch else set()
+        if gone:
+            self._store.delete(sorted(gone))
+            self._vetoed |= gone
+        return gone
 
     def write_if(self, items: Sequence[tuple[Experience, Vector | None]]) -> dict[str, Experience]:
-        if self._fence is not None:
-            self._fence()
+        # No recheck: a conditional write only lands on a record that exists, and a delete removes it after.
         with self._tombstones.lock:
-            kept = [(e, v) for e, v in items if self._allowed(e)]
+            kept = self._kept(items)
             return self._store.write_if(kept) if kept else {}
 
     def update(self, experiences: Sequence[Experience]) -> None:
-        if self._fence is not None:
-            self._fence()
         with self._tombstones.lock:
-            kept = [e for e in experiences if self._allowed(e)]
+            kept = [e for e, _ in self._kept([(e, None) for e in experiences])]
             if self._tombstones.epoch > self._since:
                 # A record deleted meanwhile must not be recreated by a payload update.
                 present = {e.id for e, _ in self._store.get([e.id for e in kept])}

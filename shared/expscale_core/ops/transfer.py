@@ -16,6 +16,7 @@ from expscale_core.errors import ExpscaleError, ScopeError
 from expscale_core.experience import Experience
 from expscale_core.safety.screen import quarantine_suspect
 from expscale_core.store.base import ExperienceStore
+from expscale_core.store.deletion_log import Deletion
 
 __all__ = ["Memory", "export_jsonl", "import_jsonl", "undo_interrupted_import"]
 
@@ -84,8 +85,22 @@ def import_jsonl(engine: Memory, path: str | Path, *, progress: Callable[[int], 
         if redact is not None:
             update |= {"content": redact(exp.content), "applicability": redact(exp.applicability)}
         items.append(quarantine_suspect(exp.model_copy(update=update)))
+    kept = _not_deleted(items, engine.store.deletions())
+    if len(kept) < len(items):
+        log.warning("%d experiences not imported: they hold episodes or scopes deleted since", len(items) - len(kept))
     with _IMPORTING:
-        return _write_all_or_nothing(engine, items, progress)
+        return _write_all_or_nothing(engine, kept, progress)
+
+
+def _not_deleted(items: list[Experience], deletions: list[Deletion]) -> list[Experience]:
+    """An export made before a ``delete()`` must not bring the deleted text back."""
+    episodes = {d.episode_id for d in deletions if d.episode_id}
+    scopes = [d.scope for d in deletions if d.scope is not None]
+    return [
+        e
+        for e in items
+        if not episodes & set(e.provenance.source_episode_ids) and not any(s.contains(e.scope) for s in scopes)
+    ]
 
 
 def _write_all_or_nothing(engine: Memory, items: list[Experience], progress: Callable[[int], None] | None) -> int:

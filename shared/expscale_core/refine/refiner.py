@@ -268,6 +268,8 @@ class Refiner:
             fresh = _combine_stats(fresh, members, now)  # the new record brings no statistics of its own
             vector = self.embedder.embed([fresh.embedding_text()])[0]
             inserted = self.store.insert_new([(fresh, vector)])
+            if fresh.id not in inserted:  # a delete covered a member meanwhile: its text must not live on here
+                return None
             return inserted[fresh.id], np.asarray(vector, dtype=np.float32)
         written = self.store.write_if([(_combine_stats(best, members, now), None)])
         if best.id not in written:

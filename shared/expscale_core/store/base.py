@@ -7,6 +7,7 @@ from typing import Protocol, runtime_checkable
 
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
+from expscale_core.store.deletion_log import Deletion
 
 __all__ = ["ExperienceStore", "Vector"]
 
@@ -99,6 +100,15 @@ class ExperienceStore(Protocol):
 
     def release_lease(self, name: str, holder: str, epoch: int) -> None:
         """End the lease now if ``holder`` still holds it at ``epoch``; otherwise do nothing."""
+        ...
+
+    def note_deletion(self, deletion: Deletion) -> None:
+        """Record, before a delete runs, what it deletes, for every engine sharing the store
+        (:mod:`expscale_core.store.deletion_log`)."""
+        ...
+
+    def deletions(self) -> list[Deletion]:
+        """Every deletion noted so far, by any engine."""
         ...
 
     def close(self) -> None: ...

@@ -32,6 +32,7 @@ from expscale_core.store._edge_shard import (
 from expscale_core.store._records import clamp_score as _clamp
 from expscale_core.store._records import point_ids, stamped, to_payload, to_record, to_vector, written
 from expscale_core.store.base import Vector
+from expscale_core.store.deletion_log import Deletion, MemoryDeletionLog
 from expscale_core.store.lease import MemoryLeaseCell, acquire, release
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class EdgeExperienceStore:
         # The shard is shared by the caller's threads and the worker; one lock keeps the binding's calls serial.
         self._lock = threading.RLock()
         self._leases = MemoryLeaseCell()
+        self._deletions = MemoryDeletionLog()
         self._since_optimize = 0
         self._checked_backlog = False
         self._closed = False
@@ -472,6 +474,12 @@ class EdgeExperienceStore:
 
     def release_lease(self, name: str, holder: str, epoch: int) -> None:
         release(self._leases, name, holder, epoch)
+
+    def note_deletion(self, deletion: Deletion) -> None:
+        self._deletions.note(deletion)
+
+    def deletions(self) -> list[Deletion]:
+        return self._deletions.read()
 
     def close(self) -> None:
         self._drop_build()

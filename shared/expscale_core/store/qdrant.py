@@ -16,7 +16,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from expscale_core.errors import CollectionMismatchError, StoreError, StoreLockedError
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
-from expscale_core.store._qdrant_lease import QdrantLeaseCell
+from expscale_core.store._qdrant_coordination import QdrantCoordination
 from expscale_core.store._records import (
     INDEXED_FIELDS,
     point_ids,
@@ -29,6 +29,7 @@ from expscale_core.store._records import (
 )
 from expscale_core.store._records import clamp_score as _clamp
 from expscale_core.store.base import Vector
+from expscale_core.store.deletion_log import Deletion
 from expscale_core.store.lease import acquire, release
 
 __all__ = ["QdrantExperienceStore"]
@@ -58,7 +59,7 @@ class QdrantExperienceStore:
         # The embedded client is not documented as thread-safe; the worker and the caller share it.
         self._lock: AbstractContextManager[Any] = threading.RLock() if self._local else nullcontext()
         self._ready = False
-        self._leases = QdrantLeaseCell(client, collection, self._call)
+        self._coordination = QdrantCoordination(client, collection, self._call)
 
     @classmethod
     def open(
@@ -263,10 +264,16 @@ class QdrantExperienceStore:
         return False
 
     def acquire_lease(self, name: str, holder: str, ttl_s: float) -> int | None:
-        return acquire(self._leases, name, holder, ttl_s)
+        return acquire(self._coordination, name, holder, ttl_s)
 
     def release_lease(self, name: str, holder: str, epoch: int) -> None:
-        release(self._leases, name, holder, epoch)
+        release(self._coordination, name, holder, epoch)
+
+    def note_deletion(self, deletion: Deletion) -> None:
+        self._coordination.note_deletion(deletion)
+
+    def deletions(self) -> list[Deletion]:
+        return self._coordination.deletions()
 
     def close(self) -> None:
         with self._lock:

@@ -1,4 +1,5 @@
-"""Leases on a Qdrant server or cluster: one point per lease in a small side collection beside the experiences."""
+"""Coordination on a Qdrant server or cluster: leases and the deletion log, as points of a small side collection
+(``<collection>-coordination``) beside the experiences."""
 
 from __future__ import annotations
 
@@ -9,20 +10,22 @@ from typing import Any, TypeVar
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
+from expscale_core.scope import Scope
+from expscale_core.store.deletion_log import Deletion
 from expscale_core.store.lease import LeaseState
 
-__all__ = ["QdrantLeaseCell"]
+__all__ = ["QdrantCoordination"]
 
 T = TypeVar("T")
 _IDS = uuid.UUID("0b7f5a52-44c1-4bb8-9d0e-2f4c5e9a6d31")
 
 
-class QdrantLeaseCell:
+class QdrantCoordination:
     """Writes are ordered strongly and reads need a majority, so a cluster agrees on who holds a lease."""
 
     def __init__(self, client: QdrantClient, collection: str, call: Callable[[str, Callable[[], Any]], Any]) -> None:
         self._client = client
-        self._collection = f"{collection}-leases"
+        self._collection = f"{collection}-coordination"
         self._call = call
         self._ready = False
 
@@ -61,6 +64,7 @@ class QdrantLeaseCell:
     def _write(self, name: str, state: LeaseState, **condition: Any) -> None:
         self._ensure()
         payload = {
+            "type": "lease",
             "name": name,
             "holder": state.holder,
             "epoch": state.epoch,
@@ -74,6 +78,43 @@ class QdrantLeaseCell:
                 self._collection, [point], wait=True, ordering=qm.WriteOrdering.STRONG, **condition
             ),
         )
+
+    def note_deletion(self, deletion: Deletion) -> None:
+        self._ensure()
+        payload = {
+            "type": "deletion",
+            "episode_id": deletion.episode_id,
+            "scope": deletion.scope.model_dump() if deletion.scope else None,
+        }
+        point = qm.PointStruct(id=deletion.id, vector={}, payload=payload)
+        self._call(
+            "deletion note",
+            lambda: self._client.upsert(self._collection, [point], wait=True, ordering=qm.WriteOrdering.STRONG),
+        )
+
+    def deletions(self) -> list[Deletion]:
+        self._ensure()
+        deletions = qm.Filter(must=[qm.FieldCondition(key="type", match=qm.MatchValue(value="deletion"))])
+        out: list[Deletion] = []
+        offset: Any = None
+        while True:
+            points, offset = self._call(
+                "deletion log",
+                lambda o=offset: self._client.scroll(  # type: ignore[misc]
+                    self._collection,
+                    scroll_filter=deletions,
+                    limit=256,
+                    offset=o,
+                    with_vectors=False,
+                    consistency=qm.ReadConsistencyType.MAJORITY,
+                ),
+            )
+            for p in points:
+                data = p.payload or {}
+                scope = Scope.model_validate(data["scope"]) if data.get("scope") else None
+                out.append(Deletion(str(p.id), data.get("episode_id"), scope))
+            if offset is None:
+                return out
 
 
 def _point_id(name: str) -> str:
