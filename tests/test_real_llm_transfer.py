@@ -20,16 +20,16 @@ URL = os.environ.get("EXPSCALE_TEST_LLM_URL")
 MODEL = os.environ.get("EXPSCALE_TEST_LLM_MODEL", "qwen1.5b")
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[ExperienceEngine]:
+def _settings(tmp_path: Path, **extra: object) -> ExpscaleSettings:
     if not URL:
         pytest.skip("EXPSCALE_TEST_LLM_URL unset: no real model to talk to")
-    settings = ExpscaleSettings(
-        data_dir=tmp_path,
-        llm={"model": MODEL, "base_url": URL, "api_key": "local", "timeout_s": 180},
-        embedder={"provider": "minilm"},
-    )
-    with ExperienceEngine.from_settings(settings, autostart=False) as eng:
+    llm = {"model": MODEL, "base_url": URL, "api_key": "local", "timeout_s": 180}
+    return ExpscaleSettings(data_dir=tmp_path, llm=llm, embedder={"provider": "minilm"}, **extra)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[ExperienceEngine]:
+    with ExperienceEngine.from_settings(_settings(tmp_path), autostart=False) as eng:
         yield eng
 
 
@@ -91,3 +91,33 @@ def test_the_same_lesson_twice_is_stored_once(engine: ExperienceEngine) -> None:
     rules = [e for e in lessons if parse_rule(e.content) is not None]
     assert len(verbatim) == 1, [e.content for e in lessons]
     assert len(rules) <= 1, [e.content for e in lessons]
+
+
+def test_refinement_induces_only_rules_that_reproduce_every_example(tmp_path: Path) -> None:
+    """Answer-only corrections never state the rule; refinement may write the one they share, and what it
+    stores must give back every example's answer and name no one example's values."""
+    from expscale_core import RulesDistiller
+    from expscale_core.distill.guards import agrees
+    from expscale_core.distill.lesson import Taught, replays, rule_problems, stored_rule
+
+    settings = _settings(tmp_path, refine={"every_n_experiences": None, "induce_threshold": 0.5})
+    teach = [
+        ("Tag for version 1.4?", "release-v1.4.0"),
+        ("Tag for version 2.0.3?", "release-v2.0.3"),
+        ("Tag for version 7?", "release-v7.0.0"),
+    ]
+    with ExperienceEngine.from_settings(settings, autostart=False, distiller=RulesDistiller()) as engine:
+        for question, answer in teach:
+            _correct(engine, question, "v-next", answer)
+        report = engine.refine()
+        rules = [r for e in _active(engine) if (r := stored_rule(e)) is not None]
+        assert report.induced == len(rules) <= 1
+        for rule, examples in rules:
+            assert examples == teach
+            assert not rule_problems(rule, Taught(teach[-1][0], teach[-1][1], None, tuple(teach[:-1])))
+            assert engine.llm is not None
+            assert all(replays(engine.llm, rule, q, a) for q, a in teach)
+        # Whatever was induced, the verified examples are all still there.
+        answers = [e.content for e in _active(engine) if e.kind.value == "fact"]
+        assert all(any(agrees(a, c) for c in answers) for _, a in teach)
+        print(f"induced {report.induced}: {rules}")

@@ -30,10 +30,10 @@ class MemoryDeletionLog:
         self._lock = threading.Lock()
         self._items: list[Deletion] = []
 
-    def note(self, deletion: Deletion) -> None:
+    def note_deletion(self, deletion: Deletion) -> None:
         with self._lock:
             self._items.append(deletion)
 
-    def read(self) -> list[Deletion]:
+    def deletions(self) -> list[Deletion]:
         with self._lock:
             return list(self._items)

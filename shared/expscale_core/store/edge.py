@@ -32,8 +32,9 @@ from expscale_core.store._edge_shard import (
 from expscale_core.store._records import clamp_score as _clamp
 from expscale_core.store._records import point_ids, stamped, to_payload, to_record, to_vector, written
 from expscale_core.store.base import Vector
-from expscale_core.store.deletion_log import Deletion, MemoryDeletionLog
-from expscale_core.store.lease import MemoryLeaseCell, acquire, release
+from expscale_core.store.coordination import Coordinated
+from expscale_core.store.deletion_log import MemoryDeletionLog
+from expscale_core.store.lease import MemoryLeaseCell
 
 if TYPE_CHECKING:
     import qdrant_edge as qe
@@ -46,7 +47,7 @@ _PAGE = 1024
 _UPSERT_BATCH = 2048
 
 
-class EdgeExperienceStore:
+class EdgeExperienceStore(Coordinated):
     """Experiences as points of one Qdrant Edge shard at ``path`` (created on first use).
 
     One process at a time may open a shard; a second gets :class:`StoreLockedError`. Writes are in the
@@ -468,18 +469,6 @@ class EdgeExperienceStore:
 
     def flush(self) -> None:
         self._call("flush", lambda s: s.flush())
-
-    def acquire_lease(self, name: str, holder: str, ttl_s: float) -> int | None:
-        return acquire(self._leases, name, holder, ttl_s)
-
-    def release_lease(self, name: str, holder: str, epoch: int) -> None:
-        release(self._leases, name, holder, epoch)
-
-    def note_deletion(self, deletion: Deletion) -> None:
-        self._deletions.note(deletion)
-
-    def deletions(self) -> list[Deletion]:
-        return self._deletions.read()
 
     def close(self) -> None:
         self._drop_build()

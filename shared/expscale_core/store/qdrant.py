@@ -29,8 +29,7 @@ from expscale_core.store._records import (
 )
 from expscale_core.store._records import clamp_score as _clamp
 from expscale_core.store.base import Vector
-from expscale_core.store.deletion_log import Deletion
-from expscale_core.store.lease import acquire, release
+from expscale_core.store.coordination import Coordinated
 
 __all__ = ["QdrantExperienceStore"]
 
@@ -40,7 +39,7 @@ T = TypeVar("T")
 _SCROLL_PAGE = 256
 
 
-class QdrantExperienceStore:
+class QdrantExperienceStore(Coordinated):
     """Experiences as Qdrant points: the vector embeds the experience, the payload is the record.
 
     Build it with a client you configured, or with :meth:`open`:
@@ -59,7 +58,7 @@ class QdrantExperienceStore:
         # The embedded client is not documented as thread-safe; the worker and the caller share it.
         self._lock: AbstractContextManager[Any] = threading.RLock() if self._local else nullcontext()
         self._ready = False
-        self._coordination = QdrantCoordination(client, collection, self._call)
+        self._leases = self._deletions = QdrantCoordination(client, collection, self._call)
 
     @classmethod
     def open(
@@ -262,18 +261,6 @@ class QdrantExperienceStore:
     def maintain(self) -> bool:
         """Nothing to do: a Qdrant server optimizes by itself, and local mode has no indexes."""
         return False
-
-    def acquire_lease(self, name: str, holder: str, ttl_s: float) -> int | None:
-        return acquire(self._coordination, name, holder, ttl_s)
-
-    def release_lease(self, name: str, holder: str, epoch: int) -> None:
-        release(self._coordination, name, holder, epoch)
-
-    def note_deletion(self, deletion: Deletion) -> None:
-        self._coordination.note_deletion(deletion)
-
-    def deletions(self) -> list[Deletion]:
-        return self._coordination.deletions()
 
     def close(self) -> None:
         with self._lock:
