@@ -399,3 +399,26 @@ def test_an_import_never_brings_back_what_was_deleted(store: ExperienceStore, tm
     assert [e.scope.namespace for e, _ in store.scan()] == ["globex"]
     assert eid
     engine._worker.stop()
+
+
+def test_lessons_of_a_deployment_mostly_rated_harmful_can_be_weighted_down(store: ExperienceStore) -> None:
+    from expscale_core.settings import RetrieveSettings
+
+    retrieve = RetrieveSettings(min_score=0.2, harmful_deployment_factor=0.0)
+    good = make_engine(store=store, deployment="checkout", retrieve=retrieve)
+    bad = make_engine(store=store, deployment="scraper", retrieve=retrieve)
+    for engine, answer in ((good, "1194/udp"), (bad, "22/tcp")):
+        eid = engine.record(Episode(input=f"{engine._loop.deployment} VPN port?", output="?"))
+        engine.feedback(eid, -1, correction=answer)
+        assert engine.drain(timeout=10)
+    for i in range(12):  # the scraper's lesson keeps being served and keeps being wrong
+        hits = good.retrieve("scraper VPN port?", k=1, episode_id=f"r{i}")
+        assert hits and "22/tcp" in hits[0].experience.content
+        good.feedback(f"r{i}", -1)
+    assert good.drain(timeout=10)
+    assert good.stats().deployments["scraper"].harmful == 12
+    good.refine()  # the deployments are judged with the refine
+    assert all("22/tcp" not in h.experience.content for h in good.retrieve("scraper VPN port?", k=3))
+    assert any("1194/udp" in h.experience.content for h in good.retrieve("checkout VPN port?", k=3))
+    for e in (good, bad):
+        e._worker.stop()

@@ -22,8 +22,10 @@ from expscale_core.embed.base import Embedder
 from expscale_core.episode import Episode
 from expscale_core.episodes.queue import EpisodeQueue
 from expscale_core.errors import ExpscaleError, LLMOutputError, QueueError, StoreError
+from expscale_core.experience import ExperienceStatus
 from expscale_core.llm import LLM
 from expscale_core.ops.deletion import GuardedStore, Tombstones
+from expscale_core.ops.stats import by_deployment
 from expscale_core.ops.transfer import undo_interrupted_import
 from expscale_core.refine import Refiner, RefineReport
 from expscale_core.scope import Scope
@@ -37,6 +39,7 @@ __all__ = ["BackgroundLoop"]
 
 log = logging.getLogger(__name__)
 _REFINE_LEASE = "refine"
+_MIN_RATINGS = 10  # before a deployment's lessons are judged by how they were rated
 
 
 def _holder() -> str:
@@ -65,6 +68,8 @@ class BackgroundLoop:
     clock: Callable[[], datetime]
     screen_llm: Callable[[str, str], list[str]] | None = None
     deployment: str | None = None
+    distrusted: dict[str, float] = field(default_factory=dict)
+    """Shared with the retriever: deployments whose lessons are down-weighted (updated after each refine)."""
     refine_lock: threading.Lock = field(default_factory=threading.Lock)
     holder: str = field(default_factory=_holder)
     """This engine, as the holder of the store's refine lease."""
@@ -293,9 +298,27 @@ class BackgroundLoop:
         report = Refiner(store, self.embedder, self.refine_settings, self.llm).run(scope, now=now, since=since)
         if scope is None and not report.conflicts:  # what lost a race is looked at again, whatever its age
             self.queue.set_meta("refined_at", now.isoformat())
+        if self.retrieve_settings.harmful_deployment_factor < 1:
+            self._judge_deployments()
         self._new_since_refine = 0
         self._last_refine = time.monotonic()
         return report
+
+    def _judge_deployments(self) -> None:
+        """Which deployments' lessons were rated harmful more often than helpful, over enough ratings."""
+        figures = by_deployment(e for e, _ in self.store.scan(statuses=[ExperienceStatus.ACTIVE]))
+        factor = self.retrieve_settings.harmful_deployment_factor
+        judged = {
+            name: factor
+            for name, f in figures.items()
+            if f.helpful + f.harmful >= _MIN_RATINGS and f.harmful > f.helpful and name != "unknown"
+        }
+        if judged != self.distrusted:
+            log.warning(
+                "lessons from deployments %s are mostly rated harmful: down-weighted by %s", sorted(judged), factor
+            )
+        self.distrusted.clear()
+        self.distrusted.update(judged)
 
     def persist_llm_usage(self) -> None:
         """Add this process's LLM usage since the last call to the data dir's counters."""

@@ -124,7 +124,9 @@ class ExperienceEngine:
             screen_llm=screen_llm,
             deployment=deployment,
         )
-        self._retriever = Retriever(store, embedder, self.retrieve_settings, self._usage, clock)
+        self._retriever = Retriever(
+            store, embedder, self.retrieve_settings, self._usage, clock, distrusted=self._loop.distrusted
+        )
         self._worker = BackgroundWorker(self._loop.step, idle_s=self.distill_settings.idle_s)
         self._closed = False
         self._autostart = autostart

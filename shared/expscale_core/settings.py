@@ -156,6 +156,14 @@ class RetrieveSettings(BaseModel):
         description="feedback credits a served experience only if it was this similar to the query; below it, "
         "the answer most likely did not rely on it",
     )
+    harmful_deployment_factor: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="multiplies the score of lessons first written by a deployment whose served lessons were rated "
+        "harmful more often than helpful (10 ratings or more, as of the last refine); 1 leaves them alone, 0 hides "
+        "them",
+    )
 
 
 class RefineSettings(BaseModel):

@@ -16,7 +16,7 @@ from expscale_core.ops.quality import MemoryQuality, memory_quality
 from expscale_core.scoring import count_tokens
 from expscale_core.store.base import ExperienceStore
 
-__all__ = ["LLM_COUNTERS", "DeploymentFigures", "EngineStats", "collect_stats"]
+__all__ = ["LLM_COUNTERS", "DeploymentFigures", "EngineStats", "by_deployment", "collect_stats"]
 
 LLM_COUNTERS = ("llm_calls", "llm_prompt_tokens", "llm_completion_tokens")
 """Queue meta counters that every process adds its LLM usage to."""
@@ -73,11 +73,12 @@ def collect_stats(
         llm_prompt_tokens=totals["llm_prompt_tokens"],
         llm_completion_tokens=totals["llm_completion_tokens"],
         quality=quality,
-        deployments=_by_deployment(e for e, _ in active),
+        deployments=by_deployment(e for e, _ in active),
     )
 
 
-def _by_deployment(active: Iterable[Experience]) -> dict[str, DeploymentFigures]:
+def by_deployment(active: Iterable[Experience]) -> dict[str, DeploymentFigures]:
+    """Figures per deployment that first wrote each of ``active``."""
     out: dict[str, DeploymentFigures] = {}
     for e in active:
         names = e.provenance.deployments

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from expscale_core.embed.base import Embedder
@@ -22,19 +22,32 @@ log = logging.getLogger(__name__)
 
 
 def rank(
-    candidates: Sequence[tuple[Experience, float]], *, k: int, now: datetime, settings: RetrieveSettings
+    candidates: Sequence[tuple[Experience, float]],
+    *,
+    k: int,
+    now: datetime,
+    settings: RetrieveSettings,
+    distrusted: Mapping[str, float] | None = None,
 ) -> list[ScoredExperience]:
-    """Blend similarity with utility and recency; best ``k`` first."""
+    """Blend similarity with utility and recency; best ``k`` first. ``distrusted``: factors for lessons first
+    written by a deployment whose lessons were mostly rated harmful (a factor of 0 leaves them out)."""
     scored = []
     for exp, similarity in candidates:
+        origin = exp.provenance.deployments[0] if exp.provenance.deployments else None
+        factor = distrusted.get(origin, 1.0) if distrusted and origin else 1.0
+        if factor == 0:
+            continue
         last = exp.last_used_at or exp.updated_at
-        score = blend_score(
-            similarity,
-            utility_from_counts(exp.helpful, exp.harmful),
-            recency(last, now, settings.recency_half_life_days),
-            similarity_weight=settings.similarity_weight,
-            utility_weight=settings.utility_weight,
-            recency_weight=settings.recency_weight,
+        score = (
+            blend_score(
+                similarity,
+                utility_from_counts(exp.helpful, exp.harmful),
+                recency(last, now, settings.recency_half_life_days),
+                similarity_weight=settings.similarity_weight,
+                utility_weight=settings.utility_weight,
+                recency_weight=settings.recency_weight,
+            )
+            * factor
         )
         scored.append(ScoredExperience(experience=exp, score=score, similarity=similarity))
     scored.sort(key=lambda s: s.score, reverse=True)
@@ -48,6 +61,8 @@ class Retriever:
     settings: RetrieveSettings
     usage: UsageTally
     clock: Callable[[], datetime]
+    distrusted: dict[str, float] = field(default_factory=dict)
+    """Deployments whose lessons are down-weighted, with their factor; kept current by the background loop."""
     _store_down: bool = False
 
     def search(self, query: str, *, k: int, scope: Scope, floor: float) -> list[ScoredExperience]:
@@ -66,6 +81,6 @@ class Retriever:
             log.info("experience store is back")
             self._store_down = False
         now = self.clock()
-        ranked = rank(candidates, k=k, now=now, settings=self.settings)
+        ranked = rank(candidates, k=k, now=now, settings=self.settings, distrusted=self.distrusted)
         self.usage.add((item.experience.id for item in ranked), now)
         return ranked
