@@ -136,7 +136,7 @@ def _write(
 ) -> bool:
     """Write ``plan``: new lessons first (inserted once; the same lesson written by another engine meanwhile is
     reinforced instead), then the changes to records read as ``current``, each only over the revision read.
-    True when every write landed."""
+    True when every write landed, or its record was deleted meanwhile."""
     vectors = embedder.embed([e.embedding_text() for e in plan.new]) if plan.new else []
     new = [(e, v) for e, v in zip(plan.new, vectors) if e.id not in current]
     # Over the revision read: an UPDATE's target, or this episode's own lesson from an earlier attempt.
@@ -154,4 +154,7 @@ def _write(
         else:  # the same lesson, written by another engine meanwhile: one more source for it
             rewrites.append((reinforced(stored, episode_id, now, deployment), None))
     rewrites += [(e, None) for e in plan.changed]
-    return len(store.write_if(rewrites)) == len(rewrites)
+    written = store.write_if(rewrites)
+    missed = [e.id for e, _ in rewrites if e.id not in written]
+    # A record deleted meanwhile is no conflict: there is nothing left to write to. One that changed is.
+    return not missed or not store.get(missed)
