@@ -422,3 +422,35 @@ def test_lessons_of_a_deployment_mostly_rated_harmful_can_be_weighted_down(store
     assert any("1194/udp" in h.experience.content for h in good.retrieve("checkout VPN port?", k=3))
     for e in (good, bad):
         e._worker.stop()
+
+
+def test_deleting_an_episode_relearns_what_another_engines_episodes_taught(store: ExperienceStore) -> None:
+    a = make_engine(store=store, autostart=False)
+    b = make_engine(store=store, autostart=False)
+    gone = a.record(Episode(input="VPN port?", output="?"))
+    a.feedback(gone, -1, correction="1194/udp")
+    a.run_pending()
+    stays = b.record(Episode(input="VPN port?", output="?"))
+    b.feedback(stays, -1, correction="1194/udp")
+    b.run_pending()
+    (shared,) = [e for e, _ in store.scan()]
+    assert sorted(shared.provenance.source_episode_ids) == sorted([gone, stays])  # one record, both sources
+    a.delete(episode_id=gone)  # the lesson goes; its other source lives in b's queue, not a's
+    assert [e for e, _ in store.scan()] == []
+    b.run_pending()
+    (back,) = [e for e, _ in store.scan()]
+    assert back.provenance.source_episode_ids == [stays] and "1194/udp" in back.content
+    for e in (a, b):
+        e._worker.stop()
+
+
+def test_a_scope_deleted_elsewhere_can_be_used_again_afterwards(store: ExperienceStore) -> None:
+    deleting = make_engine(store=store, autostart=False)
+    other = make_engine(store=store, autostart=False)
+    deleting.delete(scope="acme")
+    eid = other.record(Episode(input="acme's SSO?", output="?"), scope="acme")  # recorded after the delete
+    other.feedback(eid, -1, correction="okta", scope="acme")
+    other.run_pending()
+    assert ["okta" in e.content for e, _ in store.scan()] == [True]
+    for e in (deleting, other):
+        e._worker.stop()

@@ -137,6 +137,9 @@ class BackgroundLoop:
             except StoreError as exc:  # nothing could be written anyway: the episodes wait for the store
                 log.debug("store unreachable, distillation waits: %s", exc)
                 return handled
+            # Lessons another engine deleted had sources queued here too: what they taught comes back from them.
+            if again := self.tombstones.take_requeue():
+                self.queue.requeue(again)
             since = self.tombstones.epoch
             episodes = self.queue.claim(
                 batch if limit is None else min(batch, limit - handled), ignore_delay=ignore_delay

@@ -13,9 +13,10 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TypeVar
 
-from expscale_core.episode import Episode
+from expscale_core.episode import Episode, utcnow
 from expscale_core.episodes.queue import EpisodeQueue
 from expscale_core.errors import ExpscaleError
 from expscale_core.experience import Experience, ExperienceStatus
@@ -42,47 +43,63 @@ class Tombstones:
 
     def __init__(self, shared: ExperienceStore | None = None) -> None:
         self.lock = threading.RLock()
-        self._items: list[tuple[int, str | None, Scope | None]] = []
+        self._items: list[tuple[int, str | None, Scope | None, datetime]] = []
         self._shared = shared
         self._seen: set[str] = set()
+        self._requeue: list[str] = []
 
     @property
     def epoch(self) -> int:
         return len(self._items)
 
     def add_episode(self, episode_id: str) -> None:
-        self._note(Deletion(uuid.uuid4().hex, episode_id, None))
+        self._note(Deletion(str(uuid.uuid4()), episode_id, None, utcnow()))
 
     def add_scope(self, scope: Scope) -> None:
-        self._note(Deletion(uuid.uuid4().hex, None, scope))
+        self._note(Deletion(str(uuid.uuid4()), None, scope, utcnow()))
+
+    def requeued(self, episode_ids: Sequence[str]) -> None:
+        """Tell the other engines on the store to distil these again, if they hold them (this engine did)."""
+        if episode_ids:
+            self._note(Deletion(str(uuid.uuid4()), None, None, utcnow(), tuple(episode_ids)))
 
     def _note(self, deletion: Deletion) -> None:
         # In the shared store first: an engine that inserts after this delete scanned the store reads it there.
         if self._shared is not None:
             self._shared.note_deletion(deletion)
-        self._take(deletion)
+        self._seen.add(deletion.id)  # this engine does its own part itself
+        self._append(deletion)
 
-    def _take(self, deletion: Deletion) -> None:
-        if deletion.id not in self._seen:
-            self._seen.add(deletion.id)
-            self._items.append((len(self._items) + 1, deletion.episode_id, deletion.scope))
+    def _append(self, deletion: Deletion) -> None:
+        if deletion.episode_id is not None or deletion.scope is not None:
+            self._items.append((len(self._items) + 1, deletion.episode_id, deletion.scope, deletion.at))
 
     def pull(self) -> None:
         """Take in the deletions other engines on the shared store noted since the last pull."""
-        if self._shared is not None:
-            for deletion in self._shared.deletions():
-                self._take(deletion)
+        if self._shared is None:
+            return
+        for deletion in self._shared.deletions():
+            if deletion.id not in self._seen:
+                self._seen.add(deletion.id)
+                self._append(deletion)
+                self._requeue += deletion.requeue
+
+    def take_requeue(self) -> list[str]:
+        """Episodes other engines asked to be distilled again since the last call."""
+        taken, self._requeue = self._requeue, []
+        return taken
 
     def covers(self, episode: Episode) -> bool:
-        """``episode`` was deleted, itself or with its scope, by any engine (it must not be learned again)."""
+        """``episode`` was deleted, itself or with its scope, by any engine, after it started."""
         return any(
-            episode_id == episode.id or (scope is not None and scope.contains(episode.scope))
-            for _, episode_id, scope in self._items
+            (episode_id == episode.id or (scope is not None and scope.contains(episode.scope)))
+            and at >= episode.started_at
+            for _, episode_id, scope, at in self._items
         )
 
     def kills(self, exp: Experience, since: int) -> bool:
         """``exp`` holds something deleted after epoch ``since``."""
-        for _, episode_id, scope in self._items[since:]:
+        for _, episode_id, scope, _ in self._items[since:]:
             if episode_id is not None and episode_id in exp.provenance.source_episode_ids:
                 return True
             if scope is not None and scope.contains(exp.scope):
@@ -187,7 +204,7 @@ def delete_scope(store: ExperienceStore, queue: EpisodeQueue, scope: Scope) -> d
     return {"experiences": store.delete_scope(scope), "episodes": queue.delete_scope(scope)}
 
 
-def delete_episode(store: ExperienceStore, queue: EpisodeQueue, episode_id: str) -> dict[str, int]:
+def delete_episode(store: ExperienceStore, queue: EpisodeQueue, episode_id: str) -> tuple[dict[str, int], list[str]]:
     """The episode, every experience it reached (merged ones included), and its co-sources re-queued.
 
     What a deleted experience had retired (the older answer it superseded, the members it was merged from) is
@@ -206,12 +223,13 @@ def delete_episode(store: ExperienceStore, queue: EpisodeQueue, episode_id: str)
     )
     store.delete(sorted(derived))
     store.update(revived)
-    return {
+    counts = {
         "experiences": len(derived),
         "episodes": queue.delete_episode(episode_id),
         "requeued": queue.requeue(others),
         "restored": len(revived),
     }
+    return counts, others
 
 
 def scrub(store: ExperienceStore, queue: EpisodeQueue) -> None:
@@ -248,7 +266,8 @@ class Deleter:
             else:
                 assert episode_id is not None
                 self._tombstones.add_episode(episode_id)
-                counts = delete_episode(self.store, self.queue, episode_id)
+                counts, requeued = delete_episode(self.store, self.queue, episode_id)
+                self._tombstones.requeued(requeued)
             scrub(self.store, self.queue)
         return counts
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from qdrant_client import QdrantClient
@@ -85,6 +86,8 @@ class QdrantCoordination:
             "type": "deletion",
             "episode_id": deletion.episode_id,
             "scope": deletion.scope.model_dump() if deletion.scope else None,
+            "at": deletion.at.isoformat(),
+            "requeue": list(deletion.requeue),
         }
         point = qm.PointStruct(id=deletion.id, vector={}, payload=payload)
         self._call(
@@ -112,7 +115,8 @@ class QdrantCoordination:
             for p in points:
                 data = p.payload or {}
                 scope = Scope.model_validate(data["scope"]) if data.get("scope") else None
-                out.append(Deletion(str(p.id), data.get("episode_id"), scope))
+                at = datetime.fromisoformat(str(data["at"]))
+                out.append(Deletion(str(p.id), data.get("episode_id"), scope, at, tuple(data.get("requeue") or ())))
             if offset is None:
                 return out
 

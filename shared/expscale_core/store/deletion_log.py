@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 
 from expscale_core.scope import Scope
 
@@ -21,6 +22,10 @@ class Deletion:
     id: str
     episode_id: str | None
     scope: Scope | None
+    at: datetime
+    """When it was noted: it covers episodes that started before (a scope can be used again afterwards)."""
+    requeue: tuple[str, ...] = ()
+    """Episodes to distil again, wherever they are queued: the other sources of lessons a deleted episode reached."""
 
 
 class MemoryDeletionLog:
