@@ -232,6 +232,7 @@ def test_eight_engines_learning_the_same_lessons_write_one_record_each_and_lose_
     assert sum(e.helpful for e in active) == 8 * len(facts)
     assert all(e.queue.counts()["failed"] == 0 for e in engines)
     for e in engines:
+        e._worker.stop()
         e.queue.close()
 
 
