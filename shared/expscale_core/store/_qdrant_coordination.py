@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -15,7 +15,7 @@ from expscale_core.scope import Scope
 from expscale_core.store.deletion_log import Deletion
 from expscale_core.store.lease import LeaseState
 
-__all__ = ["QdrantCoordination"]
+__all__ = ["QdrantCoordination", "scroll_all"]
 
 T = TypeVar("T")
 _IDS = uuid.UUID("0b7f5a52-44c1-4bb8-9d0e-2f4c5e9a6d31")
@@ -99,26 +99,37 @@ class QdrantCoordination:
         self._ensure()
         deletions = qm.Filter(must=[qm.FieldCondition(key="type", match=qm.MatchValue(value="deletion"))])
         out: list[Deletion] = []
-        offset: Any = None
-        while True:
-            points, offset = self._call(
-                "deletion log",
-                lambda o=offset: self._client.scroll(  # type: ignore[misc]
-                    self._collection,
-                    scroll_filter=deletions,
-                    limit=256,
-                    offset=o,
-                    with_vectors=False,
-                    consistency=qm.ReadConsistencyType.MAJORITY,
-                ),
-            )
-            for p in points:
-                data = p.payload or {}
-                scope = Scope.model_validate(data["scope"]) if data.get("scope") else None
-                at = datetime.fromisoformat(str(data["at"]))
-                out.append(Deletion(str(p.id), data.get("episode_id"), scope, at, tuple(data.get("requeue") or ())))
-            if offset is None:
-                return out
+        for p in scroll_all(
+            self._call, self._client, self._collection, deletions, consistency=qm.ReadConsistencyType.MAJORITY
+        ):
+            data = p.payload or {}
+            scope = Scope.model_validate(data["scope"]) if data.get("scope") else None
+            at = datetime.fromisoformat(str(data["at"]))
+            out.append(Deletion(str(p.id), data.get("episode_id"), scope, at, tuple(data.get("requeue") or ())))
+        return out
+
+
+def scroll_all(
+    call: Callable[[str, Callable[[], Any]], Any],
+    client: QdrantClient,
+    collection: str,
+    flt: qm.Filter | None,
+    *,
+    with_vectors: bool = False,
+    consistency: qm.ReadConsistencyType | None = None,
+) -> Iterator[qm.Record]:
+    """Every point of ``collection`` that ``flt`` matches, a page at a time (each page through ``call``)."""
+    offset: Any = None
+    while True:
+        page, offset = call(
+            "scroll",
+            lambda o=offset: client.scroll(  # type: ignore[misc]
+                collection, scroll_filter=flt, limit=256, offset=o, with_vectors=with_vectors, consistency=consistency
+            ),
+        )
+        yield from page
+        if offset is None:
+            return
 
 
 def _point_id(name: str) -> str:

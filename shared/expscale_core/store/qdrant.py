@@ -16,7 +16,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from expscale_core.errors import CollectionMismatchError, StoreError, StoreLockedError
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
-from expscale_core.store._qdrant_coordination import QdrantCoordination
+from expscale_core.store._qdrant_coordination import QdrantCoordination, scroll_all
 from expscale_core.store._records import (
     INDEXED_FIELDS,
     point_ids,
@@ -36,7 +36,6 @@ __all__ = ["QdrantExperienceStore"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_SCROLL_PAGE = 256
 
 
 class QdrantExperienceStore(Coordinated):
@@ -222,23 +221,10 @@ class QdrantExperienceStore(Coordinated):
         statuses: Sequence[ExperienceStatus] | None = None,
         with_vectors: bool = False,
     ) -> Iterator[tuple[Experience, Vector | None]]:
-        flt = _filter(scope, statuses)
-        offset: Any = None
-        while True:
-            page, offset = self._call(
-                "scroll",
-                lambda o=offset: self.client.scroll(  # type: ignore[misc]
-                    self.collection,
-                    scroll_filter=flt,
-                    limit=_SCROLL_PAGE,
-                    offset=o,
-                    with_vectors=with_vectors,
-                ),
-            )
-            for r in page:
-                yield to_record(r.id, r.payload), to_vector(r.vector) if with_vectors else None
-            if offset is None:
-                return
+        for r in scroll_all(
+            self._call, self.client, self.collection, _filter(scope, statuses), with_vectors=with_vectors
+        ):
+            yield to_record(r.id, r.payload), to_vector(r.vector) if with_vectors else None
 
     def count(self, *, scope: Scope | None = None, statuses: Sequence[ExperienceStatus] | None = None) -> int:
         flt = _filter(scope, statuses)
