@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-
 class QdrantExperienceStore(Coordinated):
     """Experiences as Qdrant points: the vector embeds the experience, the payload is the record.
 
