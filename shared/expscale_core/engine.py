@@ -51,7 +51,7 @@ class _Shared(Generic[T]):
         return value
 
     def __set__(self, engine: ExperienceEngine, value: T) -> None:
-        for stage in (engine._loop, engine._deleter, engine._retriever):
+        for stage in (engine._loop, engine._deleter, engine._retriever, engine._loop.tombstones):
             if hasattr(stage, self._name):
                 setattr(stage, self._name, value)
 

@@ -44,7 +44,7 @@ class Tombstones:
     def __init__(self, shared: ExperienceStore | None = None) -> None:
         self.lock = threading.RLock()
         self._items: list[tuple[int, str | None, Scope | None, datetime]] = []
-        self._shared = shared
+        self.store = shared  # named like every stage's store, so the engine swaps it with the others
         self._seen: set[str] = set()
         self._requeue: list[str] = []
 
@@ -65,8 +65,8 @@ class Tombstones:
 
     def _note(self, deletion: Deletion) -> None:
         # In the shared store first: an engine that inserts after this delete scanned the store reads it there.
-        if self._shared is not None:
-            self._shared.note_deletion(deletion)
+        if self.store is not None:
+            self.store.note_deletion(deletion)
         self._seen.add(deletion.id)  # this engine does its own part itself
         self._append(deletion)
 
@@ -76,9 +76,9 @@ class Tombstones:
 
     def pull(self) -> None:
         """Take in the deletions other engines on the shared store noted since the last pull."""
-        if self._shared is None:
+        if self.store is None:
             return
-        for deletion in self._shared.deletions():
+        for deletion in self.store.deletions():
             if deletion.id not in self._seen:
                 self._seen.add(deletion.id)
                 self._append(deletion)

@@ -14,9 +14,9 @@ from expscale_core.embed.base import Embedder
 from expscale_core.episodes.queue import EpisodeQueue
 from expscale_core.errors import ExpscaleError, ScopeError
 from expscale_core.experience import Experience
+from expscale_core.ops.deletion import Tombstones
 from expscale_core.safety.screen import quarantine_suspect
 from expscale_core.store.base import ExperienceStore
-from expscale_core.store.deletion_log import Deletion
 
 __all__ = ["Memory", "export_jsonl", "import_jsonl", "undo_interrupted_import"]
 
@@ -85,22 +85,18 @@ def import_jsonl(engine: Memory, path: str | Path, *, progress: Callable[[int], 
         if redact is not None:
             update |= {"content": redact(exp.content), "applicability": redact(exp.applicability)}
         items.append(quarantine_suspect(exp.model_copy(update=update)))
-    kept = _not_deleted(items, engine.store.deletions())
+    kept = _not_deleted(items, engine.store)
     if len(kept) < len(items):
         log.warning("%d experiences not imported: they hold episodes or scopes deleted since", len(items) - len(kept))
     with _IMPORTING:
         return _write_all_or_nothing(engine, kept, progress)
 
 
-def _not_deleted(items: list[Experience], deletions: list[Deletion]) -> list[Experience]:
+def _not_deleted(items: list[Experience], store: ExperienceStore) -> list[Experience]:
     """An export made before a ``delete()`` must not bring the deleted text back."""
-    episodes = {d.episode_id for d in deletions if d.episode_id}
-    scopes = [d.scope for d in deletions if d.scope is not None]
-    return [
-        e
-        for e in items
-        if not episodes & set(e.provenance.source_episode_ids) and not any(s.contains(e.scope) for s in scopes)
-    ]
+    deleted = Tombstones(store)
+    deleted.pull()
+    return [e for e in items if not deleted.kills(e, since=0)]
 
 
 def _write_all_or_nothing(engine: Memory, items: list[Experience], progress: Callable[[int], None] | None) -> int:
