@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from expscale_core.embed.base import CachedEmbedder, Embedder
 from expscale_core.embed.hashing import HashEmbedder
@@ -14,10 +14,12 @@ from expscale_core.embed.minilm import MiniLMEmbedder
 from expscale_core.eval.conventions import conventions
 from expscale_core.eval.data import Cluster, load_comqa, load_nq_open, load_sample, load_webquestions
 from expscale_core.eval.methods import load_gsm8k, methods
-from expscale_core.eval.readers import LLMReader, OracleReader, Reader
+from expscale_core.eval.readers import LLMReader, OracleReader, Reader, ReaderMode
 from expscale_core.eval.report import write_report
 from expscale_core.eval.runner import ARMS, DISTILLER_ARMS, EvalConfig, ScenarioResult, run_scenario
 from expscale_core.eval.scenarios import Task, related, repetitive, saturation
+from expscale_core.eval.sharing import SHARING_ARMS, Frontend, rounds, run_sharing
+from expscale_core.eval.sharing_report import sharing_markdown, write_sharing_report
 from expscale_core.llm import LLM
 
 __all__ = ["add_parser", "run"]
@@ -30,10 +32,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     p = sub.add_parser("eval", parents=[common], help="run the evaluation scenarios and write a report")
     p.add_argument(
         "--scenario",
-        choices=[*SCENARIOS, "methods", "conventions", "all"],
+        choices=[*SCENARIOS, "methods", "conventions", "sharing", "all"],
         default="all",
         help="all = repetitive, related, saturation; methods (GSM8K method transfer) and conventions (house "
-        "rules, in-repo) need --reader llm",
+        "rules, in-repo) need --reader llm; sharing (house rules dealt to several frontends, one shared store "
+        "against isolated stores) needs --frontend",
     )
     p.add_argument(
         "--style",
@@ -42,6 +45,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
         help="conventions: corrections state the rule, give only the answer, or both (one result each)",
     )
     p.add_argument("--reader", choices=["oracle", "llm"], default="oracle")
+    p.add_argument(
+        "--frontend",
+        action="append",
+        default=[],
+        metavar="NAME=MODE:MODEL@URL",
+        help="sharing: one frontend, e.g. qwen=chat:qwen1.5b@http://127.0.0.1:8089/v1; MODE is chat, terse "
+        "(chat, another system prompt) or completion (base models); repeat for each frontend (at least 2)",
+    )
     p.add_argument("--data", type=Path, default=None, help="folder with comqa/, webquestions/, nq_open/")
     p.add_argument(
         "--split",
@@ -53,9 +64,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     p.add_argument("--out", type=Path, default=Path("eval-out"))
     p.add_argument(
         "--arms",
-        default=",".join(ARMS),
-        help=f"comma-separated, from {', '.join((*ARMS, *DISTILLER_ARMS))}; rules/llm/llm-refine name their "
-        "distiller (llm arms need --distill-llm)",
+        default=None,
+        help=f"comma-separated, from {', '.join((*ARMS, *DISTILLER_ARMS))} (default {','.join(ARMS)}); "
+        "rules/llm/llm-refine name their distiller (llm arms need --distill-llm); sharing: from "
+        f"{','.join(SHARING_ARMS)} (the default)",
     )
     p.add_argument("--methods-teach", type=int, default=3, help="methods: teaching problems per kind")
     p.add_argument("--methods-test", type=int, default=5, help="methods: unseen test problems per kind")
@@ -163,6 +175,10 @@ def _reader(args: argparse.Namespace) -> Reader:
     return LLMReader(client, model=args.llm_model, mode=mode)
 
 
+def _embedder(args: argparse.Namespace) -> Embedder:
+    return CachedEmbedder(HashEmbedder() if args.embedder == "hash" else MiniLMEmbedder(), cache_size=200_000)
+
+
 def _distill_llm(args: argparse.Namespace) -> LLM | None:
     if not args.distill_llm:
         return None
@@ -175,15 +191,65 @@ def _distill_llm(args: argparse.Namespace) -> LLM | None:
     return llm
 
 
+def parse_frontend(spec: str) -> tuple[str, ReaderMode, str, str]:
+    """``NAME=MODE:MODEL@URL`` -> (name, mode, model, base URL), with an error that shows the expected form."""
+    name, _, rest = spec.partition("=")
+    mode, _, rest = rest.partition(":")
+    model, _, url = rest.partition("@")
+    modes = ("chat", "terse", "completion")
+    if not (name and model and url) or mode not in modes:
+        raise ValueError(
+            f"--frontend {spec!r}: expected NAME=MODE:MODEL@URL with MODE one of {', '.join(modes)}, "
+            "e.g. qwen=chat:qwen1.5b@http://127.0.0.1:8089/v1"
+        )
+    return name, cast(ReaderMode, mode), model, url
+
+
+def _run_sharing(args: argparse.Namespace, embedder: Embedder, llm: LLM | None) -> int:
+    import openai
+    from tqdm import tqdm
+
+
+    specs = [parse_frontend(s) for s in args.frontend]
+    if len(specs) < 2:
+        raise ValueError("--scenario sharing needs at least two --frontend NAME=MODE:MODEL@URL (see --help)")
+    key = os.environ.get("OPENAI_API_KEY", "not-needed")
+    frontends = [
+        Frontend(name, LLMReader(openai.OpenAI(base_url=url, api_key=key), model=model, mode=mode))
+        for name, mode, model, url in specs
+    ]
+    arms = [a.strip() for a in (args.arms or ",".join(SHARING_ARMS)).split(",") if a.strip()]
+    config = EvalConfig(k=args.k, token_budget=args.token_budget, min_score=args.min_score)
+    written: list[Path] = []
+    for style in ("rule", "answer") if args.style == "both" else (args.style,):
+        total = rounds(len(frontends), limit=args.limit, arms=arms)
+        with tqdm(total=total, desc=f"sharing-{style}", unit="call", file=sys.stderr, disable=args.json) as bar:
+            result = run_sharing(
+                frontends,
+                embedder,
+                style=style,
+                seed=args.seed,
+                limit=args.limit,
+                llm=llm,
+                config=config,
+                arms=arms,
+                progress=bar.update,
+            )
+        written += write_sharing_report(result, args.out)
+        print(sharing_markdown(result))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    if args.scenario == "sharing":
+        return _run_sharing(args, _embedder(args), _distill_llm(args))
     if not args.quick and args.data is None and args.scenario != "conventions":
         raise ValueError("pass --data pointing at the datasets folder, or --quick for the in-repo sample")
-    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
-    embedder: Embedder = CachedEmbedder(
-        HashEmbedder() if args.embedder == "hash" else MiniLMEmbedder(), cache_size=200_000
-    )
+    arms = [a.strip() for a in (args.arms or ",".join(ARMS)).split(",") if a.strip()]
+    embedder = _embedder(args)
     reader, llm = _reader(args), _distill_llm(args)
     runs: list[tuple[str, str, int]] = []
     for scenario in SCENARIOS if args.scenario == "all" else (args.scenario,):

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from expscale_core.eval.scenarios import Task
 
-__all__ = ["FAMILIES", "Family", "conventions"]
+__all__ = ["FAMILIES", "Family", "Style", "conventions", "held_out_tasks", "teaching_tasks"]
 
 Style = Literal["rule", "answer"]
 
@@ -192,21 +193,30 @@ FAMILIES: tuple[Family, ...] = (
 )
 
 
+def teaching_tasks(families: Sequence[Family], style: Style) -> list[Task]:
+    """The teaching rounds of ``families``, in order; each correction follows ``style``."""
+    return [
+        Task(q, (a,), f.name, "teach", solution=f"{f.rule} So: {a}" if style == "rule" else a, expect=_lit(a))
+        for f in families
+        for q, a in f.teach
+    ]
+
+
+def held_out_tasks(families: Sequence[Family]) -> list[Task]:
+    """The test rounds of ``families``, in order: measured, never learned from."""
+    return [
+        Task(q, (), f.name, "test", expect=expect, reject=reject, learn=False)
+        for f in families
+        for q, expect, reject in f.test
+    ]
+
+
 def conventions(*, style: Style, seed: int, limit: int | None = None) -> list[Task]:
     """All teaching rounds (shuffled), then all tests (shuffled): every test comes after both teachings of its
     family. Corrections follow ``style``."""
     rng = random.Random(seed)
     families = list(FAMILIES[:limit] if limit else FAMILIES)
-    teach = [
-        Task(q, (a,), f.name, "teach", solution=f"{f.rule} So: {a}" if style == "rule" else a, expect=_lit(a))
-        for f in families
-        for q, a in f.teach
-    ]
-    test = [
-        Task(q, (), f.name, "test", expect=expect, reject=reject, learn=False)
-        for f in families
-        for q, expect, reject in f.test
-    ]
+    teach, test = teaching_tasks(families, style), held_out_tasks(families)
     rng.shuffle(teach)
     rng.shuffle(test)
     return teach + test

@@ -11,7 +11,7 @@ from expscale_core.scoring import normalize_answer
 if TYPE_CHECKING:
     import openai
 
-__all__ = ["LLMReader", "OracleReader", "Reader", "is_correct"]
+__all__ = ["LLMReader", "OracleReader", "Reader", "ReaderMode", "is_correct"]
 
 UNKNOWN = "I don't know."
 
@@ -60,10 +60,18 @@ _FEW_SHOT = (
 
 
 _SHORT = "Answer with a short answer only (a name, date, number or phrase). Use the notes when they help.\n\nNotes:\n"
+_TERSE = (
+    "You are the assistant of an engineering team. When a team note below applies, follow it exactly. "
+    "Reply with the answer alone, no explanation.\n\nTeam notes:\n"
+)
 _MATH = (
     "Solve the math word problem. Work it out in a few short steps, then end with a last line "
     "'Answer: <number>'. Use the notes when they help.\n\nNotes:\n"
 )
+
+
+_SYSTEM = {"chat": _SHORT, "math": _MATH, "terse": _TERSE}
+ReaderMode = Literal["chat", "completion", "math", "terse"]
 
 
 class LLMReader:
@@ -71,7 +79,8 @@ class LLMReader:
 
     ``mode="chat"`` sends a system/user chat; ``mode="completion"`` sends a few-shot completion prompt, for base
     models that are not instruction-tuned (such as gemma-3-270m served by llama.cpp); ``mode="math"`` asks an
-    instruction model to work the problem briefly and end with "Answer: <number>" (the ``methods`` scenario).
+    instruction model to work the problem briefly and end with "Answer: <number>" (the ``methods`` scenario);
+    ``mode="terse"`` is chat with another system prompt (a second frontend on the same model, ``sharing``).
     """
 
     def __init__(
@@ -79,7 +88,7 @@ class LLMReader:
         client: openai.OpenAI,
         *,
         model: str,
-        mode: Literal["chat", "completion", "math"] = "chat",
+        mode: ReaderMode = "chat",
         max_tokens: int | None = None,
     ) -> None:
         self.client = client
@@ -110,7 +119,7 @@ class LLMReader:
                     temperature=0,
                     max_tokens=self.max_tokens,
                     messages=[
-                        {"role": "system", "content": (_MATH if self.mode == "math" else _SHORT) + notes},
+                        {"role": "system", "content": _SYSTEM[self.mode] + notes},
                         {"role": "user", "content": question},
                     ],
                 )
