@@ -185,18 +185,23 @@ def test_periodic_refine_triggers_after_n_new_experiences() -> None:
 
 
 def test_scopes_isolate_and_share() -> None:
+    it, sales = Scope(namespace="acme", agent="it"), Scope(namespace="acme", agent="sales")
     with make_engine() as engine:
-        engine.record(
-            Episode(input="vpn port?", output="1194", outcome=Outcome(score=1)),
-            scope=Scope(namespace="acme", agent="it"),
-        )
+        engine.record(Episode(input="vpn port?", output="1194", outcome=Outcome(score=1)), scope=it)
         engine.record(
             Episode(input="vpn port?", output="443", outcome=Outcome(score=1)), scope=Scope(namespace="globex")
         )
+        engine.record(
+            Episode(input="wifi password?", output="hunter2", outcome=Outcome(score=1, trusted=True)), scope=it
+        )
         engine.drain(timeout=10)
-        assert "1194" in engine.retrieve("vpn port", scope="acme")[0].experience.content
+        # An end user's lesson stays in the scope that taught it; a trusted one is shared with the namespace.
+        assert "1194" in engine.retrieve("vpn port", scope=it)[0].experience.content
+        assert engine.retrieve("vpn port", scope="acme") == engine.retrieve("vpn port", scope=sales) == []
         assert "443" in engine.retrieve("vpn port", scope="globex")[0].experience.content
-        assert engine.retrieve("vpn port", scope=Scope(namespace="acme", agent="sales")) == []
+        assert "hunter2" in engine.retrieve("wifi password", scope=sales)[0].experience.content
+        assert "hunter2" in engine.retrieve("wifi password", scope="acme")[0].experience.content
+        assert engine.retrieve("wifi password", scope="globex") == []  # never beyond the namespace
 
 
 def test_delete_episode_removes_what_came_only_from_it(engine: ExperienceEngine) -> None:

@@ -31,6 +31,7 @@ from expscale_core.refine import Refiner, RefineReport
 from expscale_core.scope import Scope
 from expscale_core.serve.credit import UsageTally, apply_credit
 from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
+from expscale_core.share.policy import SharePolicy
 from expscale_core.store.base import ExperienceStore
 from expscale_core.store.contention import WRITE_ROUNDS, pause
 from expscale_core.store.lease import LeaseLost
@@ -68,6 +69,7 @@ class BackgroundLoop:
     clock: Callable[[], datetime]
     screen_llm: Callable[[str, str], list[str]] | None = None
     deployment: str | None = None
+    share: SharePolicy = field(default_factory=SharePolicy)
     distrusted: dict[str, float] = field(default_factory=dict)
     """Shared with the retriever: deployments whose lessons are down-weighted (updated after each refine)."""
     refine_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -179,6 +181,7 @@ class BackgroundLoop:
                 clock=self.clock,
                 screen_llm=self.screen_llm,
                 deployment=self.deployment,
+                share=self.share,
             )
         except LLMOutputError as exc:
             log.warning("episode %s: unusable LLM output, marked failed: %s", episode.id, exc)

@@ -18,7 +18,7 @@ from expscale_core.episode import Episode, Outcome, utcnow
 from expscale_core.episodes.queue import EpisodeQueue
 from expscale_core.experience import Experience, ExperienceStatus, ScoredExperience
 from expscale_core.factory import build_collaborators
-from expscale_core.ids import IdLike, coerce_id, coerce_ids
+from expscale_core.ids import IdLike, coerce_id
 from expscale_core.llm import LLM
 from expscale_core.ops.deletion import Deleter, Tombstones
 from expscale_core.ops.stats import EngineStats, collect_stats
@@ -27,7 +27,9 @@ from expscale_core.scope import Scope
 from expscale_core.serve.credit import UsageTally
 from expscale_core.serve.inject import format_experiences
 from expscale_core.serve.retriever import Retriever
-from expscale_core.settings import CaptureSettings, DistillSettings, RefineSettings, RetrieveSettings
+from expscale_core.settings import CaptureSettings, DistillSettings, RefineSettings, RetrieveSettings, ShareSettings
+from expscale_core.share.policy import SharePolicy
+from expscale_core.share.review import Review
 from expscale_core.store.base import ExperienceStore
 from expscale_core.worker import BackgroundWorker
 
@@ -51,7 +53,7 @@ class _Shared(Generic[T]):
         return value
 
     def __set__(self, engine: ExperienceEngine, value: T) -> None:
-        for stage in (engine._loop, engine._deleter, engine._retriever, engine._loop.tombstones):
+        for stage in (engine._loop, engine._deleter, engine._retriever, engine._loop.tombstones, engine.review):
             if hasattr(stage, self._name):
                 setattr(stage, self._name, value)
 
@@ -98,6 +100,7 @@ class ExperienceEngine:
         redact: Callable[[str], str] | None = None,
         screen_llm: Callable[[str, str], list[str]] | None = None,
         deployment: str | None = None,
+        share_settings: ShareSettings | None = None,
     ) -> None:
         coerced = Scope.coerce(scope)
         self.scope = _NO_SCOPE if coerced == _NO_SCOPE else coerced  # record() then skips a comparison
@@ -123,7 +126,10 @@ class ExperienceEngine:
             clock=clock,
             screen_llm=screen_llm,
             deployment=deployment,
+            share=SharePolicy.from_settings(share_settings or ShareSettings()),
         )
+        self.review = Review(store, self._loop.share, clock)
+        """What waits for promotion or was flagged, and a person's approve / reject (:mod:`expscale_core.share`)."""
         self._retriever = Retriever(
             store, embedder, self.retrieve_settings, self._usage, clock, distrusted=self._loop.distrusted
         )
@@ -187,6 +193,8 @@ class ExperienceEngine:
         *,
         correction: str | None = None,
         scope: ScopeLike = None,
+        source: str | None = None,
+        trusted: bool = False,
     ) -> None:
         """Attach an outcome to an episode and credit the experiences that were served to it.
 
@@ -197,6 +205,11 @@ class ExperienceEngine:
             correction: the right answer or fix, when known; distillers learn it.
             scope: the scope the feedback comes from (default: the engine's). The episode must lie in it:
                 another tenant's episode id raises :class:`~expscale_core.errors.ScopeError`.
+            source: who gave it ("user:42", "ci", "reviewer:ann"); default: the episode's scope. Distinct
+                sources are what corroborate a lesson before it is shared (``EXPSCALE_SHARE__CORROBORATIONS``).
+            trusted: the application itself or a reviewer vouches for it (a test passed, a tool confirmed the
+                result): what it teaches is shared at once. End users' feedback is untrusted: their lessons stay
+                in their scope until corroborated or approved (``engine.review``).
         """
         episode_id = coerce_id(episode_id)
         if isinstance(score, bool):
@@ -213,7 +226,9 @@ class ExperienceEngine:
         if self.redact is not None:
             comment = self.redact(comment) if comment is not None else None
             correction = self.redact(correction) if correction is not None else None
-        outcome = Outcome(score=float(score), comment=comment, correction=correction)
+        if source is not None and not isinstance(source, str):
+            raise TypeError(f"feedback source must be a str naming who gave it, not {type(source).__name__}")
+        outcome = Outcome(score=float(score), comment=comment, correction=correction, source=source, trusted=trusted)
         expected = Scope.coerce(scope) if scope is not None else self.scope
         if not self.queue.attach_outcome(episode_id, outcome, expected):
             log.warning(
@@ -330,31 +345,17 @@ class ExperienceEngine:
     def restore(self, experience_ids: Sequence[IdLike]) -> int:
         """Make archived or superseded experiences active again; returns how many changed.
         Quarantined ones stay quarantined: a person releases them with :meth:`release`."""
-        return self._reactivate(experience_ids, (ExperienceStatus.ARCHIVED, ExperienceStatus.SUPERSEDED), pin=True)
+        return self.review.reactivate(
+            experience_ids, (ExperienceStatus.ARCHIVED, ExperienceStatus.SUPERSEDED), pin=True
+        )
 
     def quarantined(self, scope: ScopeLike = None) -> list[Experience]:
         """Experiences that screening held back as possible prompt injections, with their reasons."""
-        target = Scope.coerce(scope) if scope is not None else None
-        return [e for e, _ in self.store.scan(scope=target, statuses=[ExperienceStatus.QUARANTINED])]
+        return [item.experience for item in self.review.pending(scope) if item.flagged]
 
     def release(self, experience_ids: Sequence[IdLike]) -> int:
         """A person's decision that quarantined experiences are safe: they become active and are served."""
-        return self._reactivate(experience_ids, (ExperienceStatus.QUARANTINED,))
-
-    def _reactivate(
-        self, experience_ids: Sequence[IdLike], statuses: Sequence[ExperienceStatus], *, pin: bool = False
-    ) -> int:
-        """Make the experiences among ``experience_ids`` that have one of ``statuses`` active; how many.
-        ``pin``: a person's decision, which refinement must not undo."""
-        now = self._clock()
-        pinned = {"restored_at": now} if pin else {}
-        items = [
-            e.model_copy(update={"status": ExperienceStatus.ACTIVE, "superseded_by": None, "updated_at": now, **pinned})
-            for e, _ in self.store.get(coerce_ids(experience_ids))
-            if e.status in statuses
-        ]
-        self.store.update(items)
-        return len(items)
+        return self.review.reactivate(experience_ids, (ExperienceStatus.QUARANTINED,))
 
     def delete(self, *, scope: ScopeLike = None, episode_id: IdLike | None = None) -> dict[str, int]:
         """Completely delete a scope (experiences and episodes), or one episode and everything its text reached.

@@ -116,6 +116,11 @@ class Outcome(BaseModel):
     comment: str | None = None
     correction: str | None = None
     at: datetime = Field(default_factory=utcnow)
+    source: str | None = Field(default=None, max_length=500)
+    """Who gave it: a user, the application, a reviewer. None: the episode's scope stands for the source."""
+    trusted: bool = False
+    """Given by a trusted source (a test that passed, a tool that confirmed the result, a reviewer): what it
+    teaches is shared at once instead of waiting for corroboration."""
 
     @property
     def success(self) -> bool:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from expscale_core.episode import utcnow
 from expscale_core.scope import Scope
 
-__all__ = ["Experience", "ExperienceKind", "ExperienceStatus", "Provenance", "ScoredExperience"]
+__all__ = ["Experience", "ExperienceKind", "ExperienceStatus", "Provenance", "ScoredExperience", "Visibility"]
 
 
 class ExperienceKind(str, Enum):
@@ -26,6 +26,17 @@ class ExperienceStatus(str, Enum):
     SUPERSEDED = "superseded"
     ARCHIVED = "archived"
     QUARANTINED = "quarantined"
+
+
+class Visibility(str, Enum):
+    """Who reads an experience besides its own scope (:mod:`expscale_core.share`).
+
+    ``private``: reads of the scope that taught it (and of narrower scopes within it) only. ``shared``: every read
+    in its namespace, within its tenant (a tenant is a wall). Either way it also reaches the scopes it is
+    published to (``Experience.published_to``), which is set by configuration only."""
+
+    PRIVATE = "private"
+    SHARED = "shared"
 
 
 class Provenance(BaseModel):
@@ -43,6 +54,11 @@ class Provenance(BaseModel):
     deployments: list[str] = Field(default_factory=list)
     """The deployments (``EXPSCALE_DEPLOYMENT``) whose episodes taught or confirmed it, first writer first;
     merges keep the union. ``expscale stats`` breaks quality down by them."""
+    sources: list[str] = Field(default_factory=list)
+    """The distinct sources that taught or confirmed it (a user's scope, or the ``source=`` feedback named): one
+    user repeating himself is one source. Promotion counts them (:mod:`expscale_core.share.promote`)."""
+    trusted: bool = False
+    """A trusted source (the application itself, a reviewer) taught or confirmed it."""
 
 
 class Experience(BaseModel):
@@ -81,6 +97,11 @@ class Experience(BaseModel):
     """When a person restored it (``restore``): refinement never retires it again, by merge, contradiction or cap."""
     quarantine_reason: str | None = None
     """Why screening quarantined it (injection families found); a person releases it with ``expscale quarantine``."""
+    visibility: Visibility = Visibility.PRIVATE
+    """Private unless shared: a record says who else may read it, and one that does not say (written before 0.4)
+    reaches no one new. Lessons from trusted sources are shared at once; others by corroboration or review."""
+    published_to: list[str] = Field(default_factory=list)
+    """Scope keys (:meth:`Scope.key`) of other scopes that read it too: agent A publishing to agent B, not C."""
     revision: str = ""
     """Set by the store at every write (a fresh token): what a conditional write (``write_if``) compares, so that a
     writer whose copy is out of date writes nothing. Empty for a record not written yet, or written before 0.3."""
@@ -90,6 +111,12 @@ class Experience(BaseModel):
         return self.model_copy(
             update={"status": ExperienceStatus.SUPERSEDED, "superseded_by": replacement_id, "updated_at": at}
         )
+
+    @property
+    def audience(self) -> tuple[Scope, Visibility, tuple[str, ...]]:
+        """Who reads it: records with different audiences are never merged into one (that would carry one
+        scope's private text to another's readers)."""
+        return self.scope, self.visibility, tuple(sorted(self.published_to))
 
     def embedding_text(self) -> str:
         """The text that is embedded: when to use it first, then the lesson itself."""

@@ -165,6 +165,7 @@ def build_collaborators(settings: ExpscaleSettings | None, **overrides: Any) -> 
         distill_settings=settings.distill,
         refine_settings=settings.refine,
         capture_settings=settings.capture,
+        share_settings=settings.share,
         redact=build_redactor(settings.redact.builtin, overrides.pop("redact", None)),
         screen_llm=overrides.pop("screen_llm", None) or (LLMScreen(llm) if settings.screen.llm and llm else None),
         deployment=overrides.pop("deployment", settings.deployment),

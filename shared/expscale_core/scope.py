@@ -44,6 +44,49 @@ class Scope(BaseModel):
         """True when a read with this scope sees records written to ``other``."""
         return all(getattr(other, name) == value for name, value in self.conditions().items())
 
+    def ancestors(self) -> list[Scope]:
+        """Every scope whose reads see this one's records (itself included): the same namespace with any of
+        this scope's other fields left unset. What a record published to any of them reaches.
+
+        Example:
+            >>> [s.key() for s in Scope(namespace="acme", agent="b").ancestors()]
+            ['acme/tenant=-/agent=b/user=-', 'acme/tenant=-/agent=-/user=-']
+        """
+        fields = [name for name in _SCOPE_FIELDS[1:] if getattr(self, name) is not None]
+        out = []
+        for mask in range(2 ** len(fields) - 1, -1, -1):
+            kept = {name: getattr(self, name) for i, name in enumerate(fields) if mask >> (len(fields) - 1 - i) & 1}
+            out.append(Scope(namespace=self.namespace, **kept))
+        return out
+
+    def sees(self, record: Scope) -> bool:
+        """True when ``record`` is this scope or a broader one it lies in: what a reader sees of private records
+        (its own scope's, and its namespace's, never a sibling's or a narrower one's)."""
+        return record.contains(self)
+
+    @classmethod
+    def parse(cls, text: str) -> Scope:
+        """A scope written as ``namespace[/field=value...]``, as :meth:`key` writes it (``-`` for unset).
+
+        Example:
+            >>> Scope.parse("acme/agent=billing") == Scope(namespace="acme", agent="billing")
+            True
+        """
+        namespace, *parts = text.strip().split("/")
+        fields: dict[str, str] = {}
+        for part in parts:
+            name, sep, value = part.partition("=")
+            if not sep or name not in _SCOPE_FIELDS[1:]:
+                raise ValueError(
+                    f"scope {text!r}: {part!r} is not field=value with field one of {', '.join(_SCOPE_FIELDS[1:])}; "
+                    "write a scope as namespace/field=value, e.g. acme/agent=billing"
+                )
+            if value != "-":
+                fields[name] = value
+        if not namespace:
+            raise ValueError(f"scope {text!r} has no namespace; write it as namespace/field=value, e.g. acme/agent=b")
+        return cls(namespace=namespace, **fields)
+
     @classmethod
     def coerce(cls, value: Scope | dict[str, Any] | str | None) -> Scope:
         """Accept a Scope, a dict of fields, a namespace string or None (the default scope)."""

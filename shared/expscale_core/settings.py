@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -106,6 +106,35 @@ class ScreenSettings(BaseModel):
         description="also ask the configured LLM (EXPSCALE_LLM__MODEL) whether each new lesson serves the user or "
         "someone else; one extra call per lesson, catches poison worded as ordinary advice",
     )
+
+
+class ShareSettings(BaseModel):
+    """Who learns from whom (:mod:`expscale_core.share`): lessons from untrusted sources stay private to the
+    scope that taught them until corroborated or approved; trusted ones are shared at once."""
+
+    corroborations: int = Field(
+        default=2,
+        ge=1,
+        description="distinct sources that must teach a lesson before it is shared beyond its scope (1: at once)",
+    )
+    corroboration_threshold: float = Field(
+        default=0.9, gt=0, le=1, description="similarity at which two sources' lessons count as the same lesson"
+    )
+    trusted_visibility: Literal["shared", "private"] = Field(
+        default="shared", description="what a trusted or corroborated lesson becomes: shared with its namespace"
+    )
+    publish_to: list[str] = Field(
+        default_factory=list,
+        description="scopes that also read trusted or corroborated lessons, e.g. "
+        "EXPSCALE_SHARE__PUBLISH_TO='[\"acme/agent=billing\"]' (namespace, then field=value parts)",
+    )
+
+    @field_validator("publish_to")
+    @classmethod
+    def _scopes(cls, value: list[str]) -> list[str]:
+        from expscale_core.scope import Scope
+
+        return [Scope.parse(v).key() for v in value]
 
 
 class DistillSettings(BaseModel):
@@ -206,6 +235,7 @@ class ExpscaleSettings(BaseSettings):
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     redact: RedactSettings = Field(default_factory=RedactSettings)
     screen: ScreenSettings = Field(default_factory=ScreenSettings)
+    share: ShareSettings = Field(default_factory=ShareSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     distill: DistillSettings = Field(default_factory=DistillSettings)

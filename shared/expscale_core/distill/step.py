@@ -20,6 +20,8 @@ from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.safety.screen import quarantine_suspect
 from expscale_core.safety.screen_llm import review_lessons
 from expscale_core.settings import DistillSettings
+from expscale_core.share.policy import SharePolicy, attribute, confirmer, keep_others_text, trusted
+from expscale_core.share.promote import corroborate
 from expscale_core.store.base import ExperienceStore, Vector
 from expscale_core.store.contention import WRITE_ROUNDS, pause
 
@@ -64,6 +66,7 @@ def distill_episode(
     clock: Callable[[], datetime],
     screen_llm: Callable[[str, str], list[str]] | None = None,
     deployment: str | None = None,
+    share: SharePolicy | None = None,
 ) -> StorePlan:
     """Distill ``episode`` and write the result; returns what was written. Errors propagate to the caller,
     which decides between retry and failure (nothing is written before the distiller has answered)."""
@@ -83,6 +86,10 @@ def distill_episode(
             lesson_similarity(similar, store=store, embedder=embedder),
             floor=settings.related_min_similarity,
         )
+    share = share or SharePolicy()
+    # An untrusted source may add its own lessons, never rewrite or retire one that others read.
+    decisions = keep_others_text(decisions, [e for e, _ in similar], trusted=trusted(episode))
+    confirm = confirmer(episode, share)
     reviewed = review_lessons(decisions, screen_llm) if screen_llm is not None else {}
     with write_lock:
         # Across engines sharing the store, every write is conditional on what was read: a target changed by
@@ -112,7 +119,11 @@ def distill_episode(
             )
             plan.new = [quarantine_suspect(e, also=reviewed.get(e.content, ())) for e in plan.new]
             _quarantined_retire_nothing(plan, episode, current)
-            if _write(plan, current, episode.id, now, store=store, embedder=embedder, deployment=deployment):
+            attribute(plan, list(current.values()), confirm)
+            if _write(
+                plan, current, episode.id, now, store=store, embedder=embedder, deployment=deployment, confirm=confirm
+            ):
+                corroborate([*plan.new, *plan.changed], store=store, policy=share, now=now)
                 return plan
     raise WriteConflict(
         f"episode {episode.id}: its targets kept changing under {WRITE_ROUNDS} attempts to write; it is retried later"
@@ -133,6 +144,7 @@ def _write(
     store: ExperienceStore,
     embedder: Embedder,
     deployment: str | None,
+    confirm: Callable[[Experience], Experience],
 ) -> bool:
     """Write ``plan``: new lessons first (inserted once; the same lesson written by another engine meanwhile is
     reinforced instead), then the changes to records read as ``current``, each only over the revision read.
@@ -152,7 +164,7 @@ def _write(
         if episode_id in stored.provenance.source_episode_ids:  # a retry of this episode: its new wording wins
             rewrites.append((mine.model_copy(update={"revision": stored.revision}), vector))
         else:  # the same lesson, written by another engine meanwhile: one more source for it
-            rewrites.append((reinforced(stored, episode_id, now, deployment), None))
+            rewrites.append((confirm(reinforced(stored, episode_id, now, deployment)), None))
     rewrites += [(e, None) for e in plan.changed]
     written = store.write_if(rewrites)
     missed = [e.id for e, _ in rewrites if e.id not in written]

@@ -209,7 +209,6 @@ def _run_sharing(args: argparse.Namespace, embedder: Embedder, llm: LLM | None) 
     import openai
     from tqdm import tqdm
 
-
     specs = [parse_frontend(s) for s in args.frontend]
     if len(specs) < 2:
         raise ValueError("--scenario sharing needs at least two --frontend NAME=MODE:MODEL@URL (see --help)")

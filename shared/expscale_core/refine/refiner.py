@@ -31,6 +31,7 @@ from expscale_core.errors import LLMError
 from expscale_core.experience import Experience, ExperienceKind, ExperienceStatus, Provenance
 from expscale_core.llm import LLM
 from expscale_core.refine.clusters import Row, dirty_pairs, duplicate_clusters, similar_pairs, unit_rows
+from expscale_core.refine.combine import combine_stats
 from expscale_core.refine.induce import induce_rules
 from expscale_core.safety.screen import screen
 from expscale_core.scope import Scope
@@ -94,32 +95,6 @@ def retention_value(exp: Experience, now: datetime, half_life_days: float) -> fl
 
 def _best(members: Sequence[Experience]) -> Experience:
     return max(members, key=lambda e: (utility_from_counts(e.helpful, e.harmful), e.support, e.updated_at))
-
-
-def _combine_stats(base: Experience, members: Sequence[Experience], now: datetime, **update: object) -> Experience:
-    # A member the base already absorbed (an interrupted earlier merge) must not count twice.
-    absorbed = set(base.provenance.merge_parents)
-    members = [m for m in members if m.id == base.id or m.id not in absorbed]
-    others = [m for m in members if m.id != base.id]
-    episodes = list(dict.fromkeys(x for m in members for x in m.provenance.source_episode_ids))
-    parents = list(dict.fromkeys([*base.provenance.merge_parents, *(m.id for m in others)]))
-    deployments = list(dict.fromkeys(d for m in [base, *members] for d in m.provenance.deployments))
-    provenance = base.provenance.model_copy(
-        update={"source_episode_ids": episodes, "merge_parents": parents, "deployments": deployments}
-    )
-    last_used = max((m.last_used_at for m in members if m.last_used_at), default=None)
-    return base.model_copy(
-        update={
-            "support": sum(m.support for m in members),
-            "times_retrieved": sum(m.times_retrieved for m in members),
-            "helpful": sum(m.helpful for m in members),
-            "harmful": sum(m.harmful for m in members),
-            "last_used_at": last_used,
-            "updated_at": now,
-            "provenance": provenance,
-            **update,
-        }
-    )
 
 
 class Refiner:
@@ -265,13 +240,13 @@ class Refiner:
                 created_at=now,
                 supersedes=[m.id for m in members],
             )
-            fresh = _combine_stats(fresh, members, now)  # the new record brings no statistics of its own
+            fresh = combine_stats(fresh, members, now)  # the new record brings no statistics of its own
             vector = self.embedder.embed([fresh.embedding_text()])[0]
             inserted = self.store.insert_new([(fresh, vector)])
             if fresh.id not in inserted:  # a delete covered a member meanwhile: its text must not live on here
                 return None
             return inserted[fresh.id], np.asarray(vector, dtype=np.float32)
-        written = self.store.write_if([(_combine_stats(best, members, now), None)])
+        written = self.store.write_if([(combine_stats(best, members, now), None)])
         if best.id not in written:
             report.conflicts += 1
             return None

@@ -70,7 +70,7 @@ class Retriever:
         try:
             self.store.ensure_collection(self.embedder.dimension)
             vector = self.embedder.embed([query])[0]
-            candidates = self.store.search(vector, scope=scope, limit=k * 3, min_similarity=floor)
+            candidates = self.store.search(vector, scope=scope, limit=k * 3, min_similarity=floor, as_reader=True)
         except StoreError as exc:
             # Serve without memory while the store is unreachable; say so once per outage, not per request.
             if not self._store_down:

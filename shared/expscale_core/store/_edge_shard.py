@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from expscale_core.errors import StoreError
+from expscale_core.errors import ScopeError, StoreError
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
-from expscale_core.store._records import INDEXED_FIELDS, scope_terms, to_payload, to_vector
+from expscale_core.store._records import INDEXED_FIELDS, Line, reader_lines, scope_terms, to_payload, to_vector
 from expscale_core.store.base import Vector
 
 if TYPE_CHECKING:
@@ -61,16 +61,38 @@ def copy_shard(folder: Path, config: qe.EdgeConfig, page: Callable[[Any], tuple[
 
 
 def edge_filter(
-    scope: Scope | None, statuses: Sequence[ExperienceStatus] | None, *, exact: bool = False
+    scope: Scope | None, statuses: Sequence[ExperienceStatus] | None, *, exact: bool = False, reader: bool = False
 ) -> qe.Filter | None:
+    """Records of ``scope`` (containment; ``exact``: that scope only) with one of ``statuses``; with ``reader``,
+    what a reader in ``scope`` may see instead (:func:`reader_lines`)."""
     import qdrant_edge as qe
 
-    matches, nulls = scope_terms(scope, exact=exact)
-    must: list[Any] = [qe.FieldCondition(key=key, match=qe.MatchValue(value)) for key, value in matches.items()]
-    must += [qe.IsNullCondition(key) for key in nulls]
+    must: list[Any] = []
+    should: list[Any] = []
+    if reader:
+        if scope is None:  # fail closed: a prompt's read that names no reader sees nothing rather than everything
+            raise ScopeError("a reader's search needs the reader's scope; pass scope= (the engine's scope by default)")
+        should = [_line(line) for line in reader_lines(scope)]
+    else:
+        matches, nulls = scope_terms(scope, exact=exact)
+        must = [qe.FieldCondition(key=key, match=qe.MatchValue(value)) for key, value in matches.items()]
+        must += [qe.IsNullCondition(key) for key in nulls]
     if statuses is not None:
         must.append(qe.FieldCondition(key="status", match=qe.MatchAny([s.value for s in statuses])))
-    return qe.Filter(must=must) if must else None
+    return qe.Filter(must=must, should=should or None) if must or should else None
+
+
+def _line(line: Line) -> qe.Filter:
+    import qdrant_edge as qe
+
+    must: list[Any] = [qe.FieldCondition(key=k, match=qe.MatchValue(v)) for k, v in line.equal.items()]
+    must += [qe.IsEmptyCondition(k) for k in line.empty]
+    must += [
+        qe.Filter(should=[qe.IsEmptyCondition(k), qe.FieldCondition(key=k, match=qe.MatchValue(v))])
+        for k, v in line.empty_or_equal.items()
+    ]
+    must += [qe.FieldCondition(key=k, match=qe.MatchAny(list(v))) for k, v in line.any_of.items()]
+    return qe.Filter(must=must)
 
 
 def _revision_filter(point_id: str, revision: str) -> qe.Filter:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from expscale_core.experience import Experience
+from expscale_core.experience import Experience, Visibility
 from expscale_core.scope import Scope
 from expscale_core.store.base import Vector
 
 __all__ = [
     "INDEXED_FIELDS",
     "SCOPE_FIELDS",
+    "Line",
     "clamp_score",
     "point_ids",
+    "reader_lines",
     "scope_terms",
     "stamped",
     "to_payload",
@@ -24,7 +27,44 @@ __all__ = [
 ]
 
 SCOPE_FIELDS = tuple(f"scope.{name}" for name in Scope.model_fields)
-INDEXED_FIELDS = (*SCOPE_FIELDS, "status", "kind")
+INDEXED_FIELDS = (*SCOPE_FIELDS, "status", "kind", "visibility", "published_to")
+_NARROWING = tuple(name for name in Scope.model_fields if name != "namespace")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One way a record can be visible to a reader; a record is visible when it matches any line. Each field
+    list is a conjunction: keys equal to a value, keys empty (unset), keys empty or equal, keys holding any of."""
+
+    equal: dict[str, str] = field(default_factory=dict)
+    empty: tuple[str, ...] = ()
+    empty_or_equal: dict[str, str] = field(default_factory=dict)
+    any_of: dict[str, list[str]] = field(default_factory=dict)
+
+
+def reader_lines(scope: Scope) -> list[Line]:
+    """What a reader in ``scope`` sees, as store-agnostic filter lines (:mod:`expscale_core.share`):
+
+    1. records of its own line of scopes: its scope and the broader ones it lies in (never a sibling's or a
+       narrower scope's, whatever their visibility says for others);
+    2. records shared with its namespace, of its own tenant or of none (a tenant is a wall);
+    3. records published to its scope or to a broader one it lies in.
+    """
+    ns = {"scope.namespace": scope.namespace}
+    own = Line(
+        equal=ns,
+        empty=tuple(f"scope.{f}" for f in _NARROWING if getattr(scope, f) is None),
+        empty_or_equal={f"scope.{f}": v for f in _NARROWING if (v := getattr(scope, f)) is not None},
+    )
+    # A tenant is a wall: shared means shared within the reader's tenant (or from above all tenants).
+    tenant = scope.tenant
+    shared = Line(
+        equal={**ns, "visibility": Visibility.SHARED.value},
+        empty=() if tenant is not None else ("scope.tenant",),
+        empty_or_equal={"scope.tenant": tenant} if tenant is not None else {},
+    )
+    published = Line(any_of={"published_to": [a.key() for a in scope.ancestors()]})
+    return [own, shared, published]
 
 
 def scope_terms(scope: Scope | None, *, exact: bool = False) -> tuple[dict[str, str], list[str]]:

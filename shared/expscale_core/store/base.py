@@ -22,7 +22,9 @@ class ExperienceStore(Protocol):
         - ids are the experiences' own ids and are stable across restarts;
         - every read takes a scope and applies it inside the query (never by filtering results);
           ``exact_scope=True`` matches only records written to exactly that scope (unset fields unset too),
-          which is what every write path (distillation, merge, caps) uses;
+          which is what every write path (distillation, merge, caps) uses; ``as_reader=True`` (serving a prompt)
+          sees what a reader in ``scope`` may read instead: its own line of scopes, what is shared with its
+          namespace and what is published to it (:func:`expscale_core.store._records.reader_lines`);
         - ``search`` similarity is cosine in [-1, 1], higher is better, results best first;
         - ``update`` rewrites payloads only, vectors are kept;
         - every write gives the record a new ``revision``; ``write_if`` writes only over the revision it was given;
@@ -58,6 +60,7 @@ class ExperienceStore(Protocol):
         min_similarity: float | None = None,
         statuses: Sequence[ExperienceStatus] = (ExperienceStatus.ACTIVE,),
         exact_scope: bool = False,
+        as_reader: bool = False,
     ) -> list[tuple[Experience, float]]: ...
 
     def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[tuple[Experience, Vector | None]]:

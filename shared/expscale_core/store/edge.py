@@ -254,13 +254,14 @@ class EdgeExperienceStore(Coordinated):
         min_similarity: float | None = None,
         statuses: Sequence[ExperienceStatus] = (ExperienceStatus.ACTIVE,),
         exact_scope: bool = False,
+        as_reader: bool = False,
     ) -> list[tuple[Experience, float]]:
         import qdrant_edge as qe
 
         request = qe.QueryRequest(
             limit=limit,
             query=qe.Query.Nearest([float(x) for x in vector]),
-            filter=edge_filter(scope, statuses, exact=exact_scope),
+            filter=edge_filter(scope, statuses, exact=exact_scope, reader=as_reader),
             score_threshold=min_similarity,
             with_payload=True,
         )

@@ -13,13 +13,15 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from expscale_core.errors import CollectionMismatchError, StoreError, StoreLockedError
+from expscale_core.errors import CollectionMismatchError, ScopeError, StoreError, StoreLockedError
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
 from expscale_core.store._qdrant_coordination import QdrantCoordination, scroll_all
 from expscale_core.store._records import (
     INDEXED_FIELDS,
+    Line,
     point_ids,
+    reader_lines,
     scope_terms,
     stamped,
     to_payload,
@@ -184,13 +186,14 @@ class QdrantExperienceStore(Coordinated):
         min_similarity: float | None = None,
         statuses: Sequence[ExperienceStatus] = (ExperienceStatus.ACTIVE,),
         exact_scope: bool = False,
+        as_reader: bool = False,
     ) -> list[tuple[Experience, float]]:
         result = self._call(
             "query",
             lambda: self.client.query_points(
                 self.collection,
                 query=list(vector),
-                query_filter=_filter(scope, statuses, exact=exact_scope),
+                query_filter=_filter(scope, statuses, exact=exact_scope, reader=as_reader),
                 limit=limit,
                 score_threshold=min_similarity,
                 with_payload=True,
@@ -253,16 +256,37 @@ class QdrantExperienceStore(Coordinated):
 
 
 def _filter(
-    scope: Scope | None, statuses: Sequence[ExperienceStatus] | None, *, exact: bool = False
+    scope: Scope | None, statuses: Sequence[ExperienceStatus] | None, *, exact: bool = False, reader: bool = False
 ) -> qm.Filter | None:
-    matches, nulls = scope_terms(scope, exact=exact)
-    must: list[qm.Condition] = [
-        qm.FieldCondition(key=key, match=qm.MatchValue(value=value)) for key, value in matches.items()
-    ]
-    must += [qm.IsNullCondition(is_null=qm.PayloadField(key=key)) for key in nulls]
+    """Records of ``scope`` (containment; ``exact``: that scope only) with one of ``statuses``; with ``reader``,
+    what a reader in ``scope`` may see instead (:func:`reader_lines`)."""
+    must: list[qm.Condition] = []
+    should: list[qm.Condition] = []
+    if reader:
+        if scope is None:  # fail closed: a prompt's read that names no reader sees nothing rather than everything
+            raise ScopeError("a reader's search needs the reader's scope; pass scope= (the engine's scope by default)")
+        should = [_line(line) for line in reader_lines(scope)]
+    else:
+        matches, nulls = scope_terms(scope, exact=exact)
+        must = [qm.FieldCondition(key=key, match=qm.MatchValue(value=value)) for key, value in matches.items()]
+        must += [qm.IsNullCondition(is_null=qm.PayloadField(key=key)) for key in nulls]
     if statuses is not None:
         must.append(qm.FieldCondition(key="status", match=qm.MatchAny(any=[s.value for s in statuses])))
-    return qm.Filter(must=must) if must else None
+    return qm.Filter(must=must, should=should or None) if must or should else None
+
+
+def _line(line: Line) -> qm.Filter:
+    def empty(key: str) -> qm.Condition:
+        return qm.IsEmptyCondition(is_empty=qm.PayloadField(key=key))
+
+    must: list[qm.Condition] = [qm.FieldCondition(key=k, match=qm.MatchValue(value=v)) for k, v in line.equal.items()]
+    must += [empty(k) for k in line.empty]
+    must += [
+        qm.Filter(should=[empty(k), qm.FieldCondition(key=k, match=qm.MatchValue(value=v))])
+        for k, v in line.empty_or_equal.items()
+    ]
+    must += [qm.FieldCondition(key=k, match=qm.MatchAny(any=list(v))) for k, v in line.any_of.items()]
+    return qm.Filter(must=must)
 
 
 def _revision_filter(point_id: str, revision: str) -> qm.Filter:
