@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
-_READ_ONLY = {"stats", "search", "export", "episodes", "quarantine"}
+_READ_ONLY = {"stats", "search", "export", "episodes", "quarantine", "review"}
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -57,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     q = sub.add_parser("quarantine", parents=[common], help="list lessons held back as possible injections")
     q.add_argument("--release", nargs="+", metavar="ID", help="a person's decision: serve these after all")
+    rv = sub.add_parser(
+        "review", parents=[common], help="lessons waiting to be shared or flagged by a screen: list, approve, reject"
+    )
+    rv.add_argument("--scope", default=None, help="only this scope: a namespace, or namespace/field=value...")
+    rv.add_argument("--approve", nargs="+", metavar="ID", help="vouch for these: served, and shared as trusted")
+    rv.add_argument("--reject", nargs="+", metavar="ID", help="rule these out: deleted from the store")
+    rv.add_argument("--reviewer", default="cli", help="who decides (recorded as a source of approved lessons)")
     d = sub.add_parser("distill", parents=[common], help="distill queued episodes now")
     d.add_argument("--retry-failed", action="store_true", help="move failed episodes back to the queue first")
     sub.add_parser("refine", parents=[common], help="merge, supersede, decay and cap the store now")
@@ -74,7 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("ids", nargs="+", help="experience ids")
     x = sub.add_parser("delete", parents=[common], help="completely delete a scope or an episode")
     group = x.add_mutually_exclusive_group(required=True)
-    group.add_argument("--scope", help='namespace to delete, or JSON like \'{"namespace": "a", "user": "u1"}\'')
+    group.add_argument(
+        "--scope",
+        help='scope to delete: a namespace, namespace/user=u1, or JSON like \'{"namespace": "a", "user": "u1"}\'',
+    )
     group.add_argument("--episode", help="episode id to delete, with every experience its text reached")
     sub.add_parser("demo", parents=[common], help="offline demo: learn from a stream of episodes")
     from expscale_core.eval.command import add_parser as add_eval_parser
@@ -100,7 +110,7 @@ def _emit(args: argparse.Namespace, payload: Any, text: Callable[[], str]) -> No
 def _parse_scope(raw: str) -> Scope:
     if raw.lstrip().startswith("{"):
         return Scope.model_validate_json(raw)
-    return Scope(namespace=raw)
+    return Scope.parse(raw)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -264,6 +274,38 @@ def _quarantine(engine: ExperienceEngine, args: argparse.Namespace) -> int:
     return 0
 
 
+def _review(engine: ExperienceEngine, args: argparse.Namespace) -> int:
+    if args.approve or args.reject:
+        approved = engine.review.approve(args.approve or [], reviewer=args.reviewer)
+        rejected = engine.review.reject(args.reject or [])
+        result = {"approved": approved, "rejected": rejected}
+        _emit(args, result, lambda: f"approved {approved} (now served and shared), rejected {rejected} (deleted)")
+        return 0
+    items = engine.review.pending(_parse_scope(args.scope) if args.scope else None)
+    _emit(
+        args,
+        [
+            {
+                "id": i.experience.id,
+                "reason": i.reason,
+                "sources": i.sources,
+                "deployments": i.experience.provenance.deployments,
+                **i.experience.model_dump(mode="json", include={"content", "scope"}),
+            }
+            for i in items
+        ],
+        lambda: (
+            "\n".join(
+                f"{i.experience.id}  [{i.reason}]  {i.experience.scope.key()}  from {', '.join(i.sources)}\n"
+                f"    {i.experience.content[:100]!r}"
+                for i in items
+            )
+            or "nothing waits for review"
+        ),
+    )
+    return 0
+
+
 def _restore(engine: ExperienceEngine, args: argparse.Namespace) -> int:
     n = engine.restore(args.ids)
     _emit(args, {"restored": n}, lambda: f"restored {n} experiences")
@@ -289,6 +331,7 @@ _COMMANDS: dict[str, Callable[[ExperienceEngine, argparse.Namespace], int]] = {
     "episodes": _episodes,
     "restore": _restore,
     "quarantine": _quarantine,
+    "review": _review,
     "delete": _delete,
 }
 

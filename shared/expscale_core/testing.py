@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from expscale_core.embed.hashing import HashEmbedder
-from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
+from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings, ShareSettings
 
 if TYPE_CHECKING:
     import openai
@@ -201,6 +201,7 @@ def make_engine(
     autostart: bool = True,
     screen_llm: Callable[[str, str], list[str]] | None = None,
     deployment: str | None = None,
+    share: ShareSettings | None = None,
 ) -> ExperienceEngine:
     """An engine on a temporary Qdrant Edge store (the default) with the hash embedder and no capture delay.
 
@@ -235,6 +236,7 @@ def make_engine(
         autostart=autostart,
         screen_llm=screen_llm,
         deployment=deployment,
+        share_settings=share,
     )
 
 

@@ -200,8 +200,19 @@ class GuardedStore:
 
 
 def delete_scope(store: ExperienceStore, queue: EpisodeQueue, scope: Scope) -> dict[str, int]:
-    """Every experience and episode of ``scope``; returns how many of each."""
-    return {"experiences": store.delete_scope(scope), "episodes": queue.delete_scope(scope)}
+    """Every experience and episode of ``scope``; returns how many of each.
+
+    A lesson of another scope that was retired in favour of one deleted here (another user's copy, folded into
+    the shared lesson when several users taught it) is active again: it never held this scope's text."""
+    doomed = {e.id for e, _ in store.scan(scope=scope)}
+    revived = [
+        e.model_copy(update={"status": ExperienceStatus.ACTIVE, "superseded_by": None})
+        for e, _ in store.scan(statuses=[ExperienceStatus.SUPERSEDED])
+        if e.superseded_by in doomed and not scope.contains(e.scope)
+    ]
+    counts = {"experiences": store.delete_scope(scope), "episodes": queue.delete_scope(scope)}
+    store.update(revived)
+    return counts
 
 
 def delete_episode(store: ExperienceStore, queue: EpisodeQueue, episode_id: str) -> tuple[dict[str, int], list[str]]:

@@ -134,10 +134,11 @@ class Refiner:
         report.before_tokens = sum(count_tokens(e.content) for e, _ in active)
         active = self._repair(active, now, report)
 
-        by_scope: dict[Scope, list[tuple[Experience, Row]]] = defaultdict(list)
+        # Grouped by audience, not only scope: a private lesson folded into a shared one would reach new readers.
+        by_scope: dict[object, list[tuple[Experience, Row]]] = defaultdict(list)
         for exp, vec in active:
             if vec is not None:
-                by_scope[exp.scope].append((exp, vec))
+                by_scope[exp.audience].append((exp, vec))
         merged: list[tuple[Experience, Row]] = []
         for items in by_scope.values():
             merged += self._merge_group(items, now, report, since)
@@ -265,10 +266,11 @@ class Refiner:
         s = self.settings
         if self.llm is None or not s.induce_rules or s.max_inductions == 0:
             return []
-        by_scope: dict[Scope, list[tuple[Experience, Row]]] = defaultdict(list)
+        # Grouped by audience, not only scope: a private lesson folded into a shared one would reach new readers.
+        by_scope: dict[object, list[tuple[Experience, Row]]] = defaultdict(list)
         for exp, vec in items:
             if exp.id in alive:
-                by_scope[exp.scope].append((exp, vec))
+                by_scope[exp.audience].append((exp, vec))
         dirty = None if since is None else {e.id for e, _ in items if e.updated_at >= since}
         new: list[tuple[Experience, list[float]]] = []
         for group in by_scope.values():
@@ -302,7 +304,9 @@ class Refiner:
             candidates = similar_pairs(matrix, low, high)
         else:
             candidates = dirty_pairs(matrix, [i for i, e in enumerate(active) if e.updated_at >= since], low, high)
-        pairs = heapq.nlargest(_MAX_ADJUDICATIONS, (p for p in candidates if active[p[1]].scope == active[p[2]].scope))
+        pairs = heapq.nlargest(
+            _MAX_ADJUDICATIONS, (p for p in candidates if active[p[1]].audience == active[p[2]].audience)
+        )
         losers: dict[str, str] = {}
         for _, i, j in pairs:
             a, b = active[i], active[j]
