@@ -301,7 +301,8 @@ class BackgroundLoop:
         # Only what changed since the last whole-store run is compared with the rest (near-linear cost).
         since = datetime.fromisoformat(mark) if mark else None
         store = GuardedStore(self.store, self.tombstones, fence=fence)  # a delete meanwhile wins over the merges
-        report = Refiner(store, self.embedder, self.refine_settings, self.llm).run(scope, now=now, since=since)
+        refiner = Refiner(store, self.embedder, self.refine_settings, self.llm, self.screen_llm)
+        report = refiner.run(scope, now=now, since=since)
         if scope is None and not report.conflicts:  # what lost a race is looked at again, whatever its age
             self.queue.set_meta("refined_at", now.isoformat())
         if self.retrieve_settings.harmful_deployment_factor < 1:

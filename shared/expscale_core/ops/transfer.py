@@ -35,6 +35,7 @@ class Memory(Protocol):
     embedder: Embedder
     queue: EpisodeQueue
     redact: Callable[[str], str] | None
+    screen_llm: Callable[[str, str], list[str]] | None
 
 
 def export_jsonl(engine: Memory, path: str | Path, *, progress: Callable[[int], None] | None = None) -> int:
@@ -70,7 +71,9 @@ def import_jsonl(engine: Memory, path: str | Path, *, progress: Callable[[int], 
     All or nothing: every line is validated before anything is written; if the store fails midway, the store
     is put back as it was (added records removed, replaced ones restored), and if the process is killed
     midway, the next engine on this data dir does that on start-up. Imported text goes through the engine's
-    redactor and the injection screen (suspect lessons arrive quarantined).
+    redactor and the injection screens, the pattern screen and the LLM screen when the engine has one (suspect
+    lessons arrive quarantined). Records keep the visibility they were exported with: importing is an operator's
+    act.
     """
     source = Path(path)
     if not source.is_file():
@@ -84,7 +87,9 @@ def import_jsonl(engine: Memory, path: str | Path, *, progress: Callable[[int], 
         }
         if redact is not None:
             update |= {"content": redact(exp.content), "applicability": redact(exp.applicability)}
-        items.append(quarantine_suspect(exp.model_copy(update=update)))
+        exp = exp.model_copy(update=update)
+        reviewed = engine.screen_llm(exp.content, exp.applicability) if engine.screen_llm is not None else []
+        items.append(quarantine_suspect(exp, also=reviewed))
     kept = _not_deleted(items, engine.store)
     if len(kept) < len(items):
         log.warning("%d experiences not imported: they hold episodes or scopes deleted since", len(items) - len(kept))

@@ -11,7 +11,7 @@ verified text remains the floor.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -59,6 +59,7 @@ def induce_rules(
     limit: int,
     now: datetime,
     dirty: set[str] | None = None,
+    screen_llm: Callable[[str, str], list[str]] | None = None,
 ) -> list[tuple[Experience, list[float]]]:
     """New rule lessons, with their vectors, for groups of verified examples that no stored rule lists yet.
 
@@ -83,14 +84,18 @@ def induce_rules(
         if len(out) >= limit:
             break
         if dirty is None or any(x.exp.id in dirty for x in group):
-            induced = _induce(group, llm, embedder, now)
+            induced = _induce(group, llm, embedder, now, screen_llm)
             if induced is not None:
                 out.append(induced)
     return out
 
 
 def _induce(
-    group: list[_Example], llm: LLM, embedder: Embedder, now: datetime
+    group: list[_Example],
+    llm: LLM,
+    embedder: Embedder,
+    now: datetime,
+    screen_llm: Callable[[str, str], list[str]] | None,
 ) -> tuple[Experience, list[float]] | None:
     shown = group[-_SHOWN:]
     newest = shown[-1]
@@ -107,7 +112,8 @@ def _induce(
         return None
     content = compose_rule(lesson.rule, [(x.request, x.answer) for x in shown])
     applicability = "; ".join(lesson.applies_to) or newest.request
-    if screen(content, applicability):  # induction must not create what screening keeps out
+    suspect = screen(content, applicability) or (screen_llm(content, applicability) if screen_llm else [])
+    if suspect:  # induction must not create what screening keeps out
         log.warning("induced rule %r screens as suspect; not stored", lesson.rule)
         return None
     rule = Experience(
@@ -115,12 +121,16 @@ def _induce(
         content=content,
         applicability=applicability,
         scope=newest.exp.scope,
+        visibility=newest.exp.visibility,  # the examples share one audience (grouped so): the rule reaches it
+        published_to=newest.exp.published_to,
         provenance=Provenance(
             distiller=f"llm:{llm.model_id}",
             prompt_version=INDUCE_PROMPT_VERSION,
             embedding_model=embedder.model_id,
             source_episode_ids=list(dict.fromkeys(s for x in group for s in x.exp.provenance.source_episode_ids)),
             deployments=list(dict.fromkeys(d for x in group for d in x.exp.provenance.deployments)),
+            sources=list(dict.fromkeys(s for x in group for s in x.exp.provenance.sources)),
+            trusted=all(x.exp.provenance.trusted for x in group),
         ),
         created_at=now,
         updated_at=now,

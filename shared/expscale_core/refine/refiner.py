@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Literal
 
@@ -109,12 +109,19 @@ class Refiner:
     """
 
     def __init__(
-        self, store: ExperienceStore, embedder: Embedder, settings: RefineSettings, llm: LLM | None = None
+        self,
+        store: ExperienceStore,
+        embedder: Embedder,
+        settings: RefineSettings,
+        llm: LLM | None = None,
+        screen_llm: Callable[[str, str], list[str]] | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
         self.llm = llm
+        self.screen_llm = screen_llm
+        """The optional LLM screen: text an LLM writes here (merges, induced rules) passes it as distilled text does."""
 
     def run(
         self, scope: Scope | None = None, *, now: datetime | None = None, since: datetime | None = None
@@ -215,7 +222,9 @@ class Refiner:
             log.warning("LLM merge of %d experiences failed, keeping the best one: %s", len(members), exc)
             report.merge_llm_failures += 1
             return None
-        suspect = screen(out.content, out.applicability)
+        suspect = screen(out.content, out.applicability) or (
+            self.screen_llm(out.content, out.applicability) if self.screen_llm is not None else []
+        )
         if suspect:
             log.warning("LLM merge screens as %s, keeping the best member instead", ", ".join(suspect))
             report.merge_llm_failures += 1
@@ -233,6 +242,8 @@ class Refiner:
                 content=out.content.strip(),
                 applicability=out.applicability.strip(),
                 scope=best.scope,
+                visibility=best.visibility,  # members share one audience: the merge reaches exactly it
+                published_to=best.published_to,
                 provenance=Provenance(
                     distiller=f"llm:{self.llm.model_id}",
                     prompt_version=f"merge.{PROMPT_VERSION}",
@@ -283,6 +294,7 @@ class Refiner:
                 limit=s.max_inductions - len(new),
                 now=now,
                 dirty=dirty,
+                screen_llm=self.screen_llm,
             )
             if len(new) >= s.max_inductions:
                 break
