@@ -85,7 +85,8 @@ class ExperienceCallbackHandler(BaseCallbackHandler):
         if pid is not None and self.recorder.root_of(pid) is not None:
             self.recorder.join(rid, pid)  # a nested step: only the root's input is the episode's, so no text work
         else:
-            self.recorder.start(rid, pid, input=to_text(inputs), name=kwargs.get("name"))
+            user = (kwargs.get("metadata") or {}).get("user_id")  # config={"metadata": {"user_id": ...}}
+            self.recorder.start(rid, pid, input=to_text(inputs), name=kwargs.get("name"), user=_user(user))
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
         rid = _text_id(run_id)
@@ -180,3 +181,7 @@ def _streamed_input(kwargs: dict[str, Any]) -> str | None:
     # A streamed run (``stream``/``astream``) starts before its input is known; LangChain passes it at the end.
     inputs = kwargs.get("inputs")
     return to_text(inputs) if inputs is not None else None
+
+
+def _user(value: Any) -> str | None:
+    return str(value)[:200] if value is not None and str(value).strip() else None

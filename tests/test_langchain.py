@@ -111,6 +111,20 @@ def test_root_run_id_is_the_episode_id_so_feedback_works(engine: ExperienceEngin
     assert "Santiago" in engine.retrieve("capital of Chile")[0].experience.content
 
 
+def test_the_runs_user_id_is_the_source_of_what_it_teaches(engine: ExperienceEngine) -> None:
+    import uuid
+
+    run_id = uuid.uuid4()
+    chain = PROMPT | FakeListChatModel(responses=["Quito"]) | StrOutputParser()
+    config = {"callbacks": [ExperienceCallbackHandler(engine)], "run_id": run_id, "metadata": {"user_id": 42}}
+    chain.invoke({"question": "capital of Chile?", "experience": ""}, config=config)  # type: ignore[arg-type]
+    engine.feedback(str(run_id), -1, correction="Santiago")
+    engine.drain(timeout=10)
+    assert engine.queue.get(str(run_id)).metadata["user"] == "42"  # type: ignore[union-attr]
+    (lesson,) = [e for e, _ in engine.store.scan()]
+    assert lesson.provenance.sources == ["user:42"]
+
+
 def test_streamed_runs_are_recorded_with_their_input_and_whole_output(engine: ExperienceEngine) -> None:
     handler = ExperienceCallbackHandler(engine)
     chain = (

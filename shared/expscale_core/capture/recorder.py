@@ -118,8 +118,17 @@ class EpisodeRecorder:
         with self._lock:
             return run_id in self._open
 
-    def start(self, run_id: str, parent_id: str | None, *, input: str | None = None, name: str | None = None) -> None:
-        """A run began. Roots open a new episode; nested runs join their root's episode."""
+    def start(
+        self,
+        run_id: str,
+        parent_id: str | None,
+        *,
+        input: str | None = None,
+        name: str | None = None,
+        user: str | None = None,
+    ) -> None:
+        """A run began. Roots open a new episode; nested runs join their root's episode. ``user``: who asked, when
+        the framework says (the episode's ``metadata["user"]``; it is the source of what the episode teaches)."""
         try:
             with self._lock:
                 root = self._root_of.get(parent_id) if parent_id is not None else None
@@ -129,7 +138,7 @@ class EpisodeRecorder:
                 if run_id in self._root_of:
                     return
                 self._root_of[run_id] = run_id
-                metadata = {**self.metadata, **({"name": name} if name else {})}
+                metadata = {**self.metadata, **({"name": name} if name else {}), **({"user": user} if user else {})}
                 episode = Episode(id=run_id, scope=self.scope, input=input or "", metadata=metadata)
                 self._open[run_id] = _Open(episode)
         except Exception:  # capture must never break the user's run

@@ -37,10 +37,11 @@ class SharePolicy:
 
 
 def source_of(episode: Episode) -> str:
-    """Who taught ``episode``: the source its feedback named, else its scope (one user repeating himself, in
-    his own scope, is one source)."""
+    """Who taught ``episode``: the source its feedback named, else the user its adapter captured (LangChain's
+    ``metadata={"user_id": ...}``), else its scope (one user repeating himself, in his own scope, is one source)."""
     named = episode.outcome.source if episode.outcome is not None else None
-    return named or f"scope:{episode.scope.key()}"
+    user = episode.metadata.get("user")
+    return named or (f"user:{user}" if isinstance(user, str) and user else f"scope:{episode.scope.key()}")
 
 
 def trusted(episode: Episode) -> bool:
