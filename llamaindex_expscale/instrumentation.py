@@ -131,7 +131,10 @@ class ExperienceSpanHandler(BaseSpanHandler[SimpleSpan]):
             start_event = arguments.get("start_event")  # an agent's run: the user message is on its start event
             if start_event is not None:
                 arguments["user_msg"] = getattr(start_event, "user_msg", None)
-            self._recorder.start(id_, None, input=span_input(arguments), name=id_.split("-", 1)[0])
+            user = (tags or {}).get("user_id")  # with instrument_tags({"user_id": ...}): the source of its lessons
+            self._recorder.start(
+                id_, None, input=span_input(arguments), name=id_.split("-", 1)[0], user=str(user) if user else None
+            )
             key = self._run_slot.get()
             with self.lock:
                 slot = self._slots.pop(key, None) if key is not None else None

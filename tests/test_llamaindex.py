@@ -145,6 +145,22 @@ def test_instrumentation_builds_one_episode_per_query_with_feedback(
     assert engine.queue.served(capture.last_episode_id or "")  # the second query was served the lesson
 
 
+def test_the_user_id_tag_is_the_source_of_what_a_query_teaches(
+    engine: ExperienceEngine, capture: Instrumentation
+) -> None:
+    from llama_index.core.instrumentation.dispatcher import instrument_tags
+
+    qe = _index().as_query_engine(llm=ScriptedLlamaLLM(answers=["Cusco"]))
+    with instrument_tags({"user_id": "u7"}):
+        qe.query("capital of Peru?")
+    episode_id = capture.last_episode_id or ""
+    assert engine.queue.get(episode_id).metadata["user"] == "u7"  # type: ignore[union-attr]
+    engine.feedback(episode_id, -1, correction="Lima")
+    assert engine.drain(timeout=10)
+    (lesson,) = [e for e, _ in engine.store.scan()]
+    assert lesson.provenance.sources == ["user:u7"]
+
+
 def test_learning_from_feedback_reaches_a_paraphrase() -> None:
     with make_engine(embedder=_minilm()) as engine:
         capture = instrument(engine)
