@@ -139,7 +139,8 @@ def store_at(size: int, queries: int, rng: np.random.Generator) -> dict[str, Any
     now = first.created_at
 
     def engine_path(i: int) -> None:  # what engine.retrieve does after embedding
-        rank(store.search(qs[i].tolist(), scope=scope, limit=30, min_similarity=0.0), k=10, now=now, settings=settings)
+        hits = store.search(qs[i].tolist(), scope=scope, limit=30, min_similarity=0.0, as_reader=True)
+        rank(hits, k=10, now=now, settings=settings)
 
     flt = qe.Filter(
         must=[
