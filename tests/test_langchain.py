@@ -466,3 +466,44 @@ def test_middleware_and_callback_handler_together_capture_a_run_once(engine: Exp
     (episode,) = [e for e, _, _ in engine.queue.list()]
     assert episode.id == result["expscale_episode_id"]  # the id feedback takes is the one that was recorded
     assert episode.output is not None and "Hello there." in episode.output
+
+
+def test_the_retriever_takes_langchains_names_and_rejects_what_it_does_not_know(
+    engine: ExperienceEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(4):
+        engine.record(Episode(input=f"door code of lab {i}?", output=f"{i}#", outcome=Outcome(score=1)))
+    engine.drain(timeout=10)
+    assert len(ExperienceRetriever(engine=engine, search_kwargs={"k": 2, "score_threshold": -1}).invoke("door")) == 2
+    assert ExperienceRetriever(engine=engine, search_kwargs={"score_threshold": 0.5}).min_score == 0.5
+    engine.retrieve_settings = engine.retrieve_settings.model_copy(update={"k": 3, "min_score": -1.0})
+    assert len(ExperienceRetriever(engine=engine).invoke("door code")) == 3  # k follows EXPSCALE_RETRIEVE__K
+    with pytest.raises(ValueError, match="not top_k"):
+        ExperienceRetriever(engine=engine, top_k=2)
+    with pytest.raises(ValueError, match=r"search_kwargs \['fetch_k'\]"):
+        ExperienceRetriever(engine=engine, search_kwargs={"fetch_k": 20})
+    with pytest.raises(ValueError, match="bogus"):
+        ExperienceRetriever(engine=engine, bogus=2)
+    with pytest.raises(ValueError, match="given twice"):
+        ExperienceRetriever(engine=engine, k=1, search_kwargs={"k": 2})
+
+
+def test_expscale_embeddings_serve_langchain_vector_stores(engine: ExperienceEngine) -> None:
+    from langchain_core.vectorstores import InMemoryVectorStore
+    from langchain_expscale import ExpscaleEmbeddings
+
+    store = InMemoryVectorStore(ExpscaleEmbeddings(engine.embedder))
+    store.add_texts(["the VPN port is 1194", "lunch is at noon"])
+    assert store.similarity_search("which VPN port?", k=1)[0].page_content == "the VPN port is 1194"
+
+
+def test_importing_the_adapters_loads_no_agent_framework_until_asked() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, langchain_expscale; from langchain_expscale import ExperienceCallbackHandler, with_experience; "
+        "print(any(m.startswith(('langgraph', 'langchain.agents')) for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -108,6 +108,7 @@ PINNED = {
         "ExperienceMiddleware",
         "ExperienceRetriever",
         "ExperienceState",
+        "ExpscaleEmbeddings",
         "LangChainEmbedder",
         "with_experience",
     },
