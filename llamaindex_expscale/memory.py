@@ -10,9 +10,10 @@ from expscale_core import ExpscaleError, episodes_from_messages
 from expscale_core.scope import ScopeOption
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.memory import BaseMemoryBlock
-from pydantic import Field, PrivateAttr
+from pydantic import ConfigDict, Field, PrivateAttr
 
 from llamaindex_expscale._convert import messages as to_messages
+from llamaindex_expscale._names import renamed
 
 if TYPE_CHECKING:
     from expscale_core import ExperienceEngine
@@ -37,7 +38,9 @@ class ExperienceMemoryBlock(BaseMemoryBlock[str]):
 
     name: str = "experience"
     description: str | None = "Lessons from earlier, similar conversations"
-    top_k: int = Field(default=3, ge=1)
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    similarity_top_k: int = Field(default=3, ge=1, description="experiences retrieved at most (top_k/top_n too)")
     min_score: float | None = Field(default=None, ge=-1, le=1)
     token_budget: int | None = None
     scope: ScopeOption = None
@@ -48,15 +51,20 @@ class ExperienceMemoryBlock(BaseMemoryBlock[str]):
     _engine: ExperienceEngine = PrivateAttr()
 
     def __init__(self, *, engine: ExperienceEngine, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**renamed(kwargs, "similarity_top_k", aliases=("top_k", "top_n")))
         self._engine = engine
+
+    @property
+    def top_k(self) -> int:
+        """``similarity_top_k`` under the name 0.3 used."""
+        return self.similarity_top_k
 
     def _query(self, messages: list[ChatMessage] | None) -> str:
         users = [m.content or "" for m in (messages or []) if str(getattr(m.role, "value", m.role)) == "user"]
         return "\n".join(users[-self.query_messages :])
 
     def _render(self, query: str) -> str:
-        hits = self._engine.retrieve(query, k=self.top_k, scope=self.scope, min_score=self.min_score)
+        hits = self._engine.retrieve(query, k=self.similarity_top_k, scope=self.scope, min_score=self.min_score)
         return self._engine.format(hits, self.token_budget, delimiter=None)  # Memory adds <name> tags itself
 
     async def _aget(self, messages: list[ChatMessage] | None = None, **block_kwargs: Any) -> str:

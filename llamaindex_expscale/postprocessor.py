@@ -11,8 +11,9 @@ from expscale_core.scope import ScopeOption
 from llama_index.core.instrumentation.span import active_span_id
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-from pydantic import Field, PrivateAttr
+from pydantic import ConfigDict, Field, PrivateAttr
 
+from llamaindex_expscale._names import renamed
 from llamaindex_expscale.instrumentation import Instrumentation, find_instrumentation
 
 if TYPE_CHECKING:
@@ -49,20 +50,23 @@ class ExperiencePostprocessor(BaseNodePostprocessor):
     """Adds relevant experiences to the retrieved nodes, as ``NodeWithScore`` with experience metadata.
 
     Works in ``index.as_query_engine(node_postprocessors=[...])``, retriever query engines and chat
-    engines, sync and async. It adds at most ``top_k`` experience nodes, never a node that is already
+    engines, sync and async. It adds at most ``top_n`` experience nodes (LlamaIndex's name for a postprocessor's
+    count; ``top_k=`` is accepted too), never a node that is already
     there, and records which experiences were served to the running query's episode (when
     :func:`~llamaindex_expscale.instrument` captures it). A store failure leaves the nodes unchanged.
 
     Example:
         >>> from expscale_core.testing import make_engine
         >>> engine = make_engine()
-        >>> post = ExperiencePostprocessor(engine=engine, top_k=2, mode="append")
+        >>> post = ExperiencePostprocessor(engine=engine, top_n=2, mode="append")
         >>> post.postprocess_nodes([], query_str="anything")
         []
         >>> engine.close()
     """
 
-    top_k: int = Field(default=3, ge=1)
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    top_n: int = Field(default=3, ge=1, description="experience nodes added at most")
     min_score: float | None = Field(default=None, ge=-1, le=1)
     mode: Literal["prepend", "append"] = "prepend"
     scope: ScopeOption = None
@@ -71,11 +75,14 @@ class ExperiencePostprocessor(BaseNodePostprocessor):
     _capture: Instrumentation | None = PrivateAttr(default=None)
 
     def __init__(self, *, engine: ExperienceEngine, capture: Instrumentation | None = None, **kwargs: Any) -> None:
-        if "top_n" in kwargs:  # LlamaIndex postprocessors call it top_n
-            kwargs["top_k"] = kwargs.pop("top_n")
-        super().__init__(**kwargs)
+        super().__init__(**renamed(kwargs, "top_n", aliases=("top_k",)))
         self._engine = engine
         self._capture = capture
+
+    @property
+    def top_k(self) -> int:
+        """``top_n`` under the name 0.3 used."""
+        return self.top_n
 
     @classmethod
     def class_name(cls) -> str:
@@ -94,7 +101,7 @@ class ExperiencePostprocessor(BaseNodePostprocessor):
         try:
             hits = self._engine.retrieve(
                 query_bundle.query_str,
-                k=self.top_k,
+                k=self.top_n,
                 scope=self.scope,
                 min_score=self.min_score,
                 episode_id=self._episode_id(),

@@ -521,3 +521,20 @@ def test_instrument_and_the_memory_block_capture_each_agent_run_once() -> None:
         engine.flush()
         inputs = sorted(e.input for e, _, _ in engine.queue.list())
         assert inputs == [f"Turn {i}: please tell me something long enough to flush" for i in range(4)]
+
+
+def test_llamaindex_names_are_the_real_fields_and_unknown_arguments_are_errors(engine: ExperienceEngine) -> None:
+    from pydantic import ValidationError
+
+    post = ExperiencePostprocessor(engine=engine, top_n=2)
+    assert post.top_n == 2 and post.top_k == 2 and post.to_dict()["top_n"] == 2
+    assert ExperiencePostprocessor(engine=engine, top_k=4).top_n == 4  # the 0.3 name still works
+    with pytest.raises(ValidationError, match="top_n"):
+        ExperiencePostprocessor(engine=engine, top_n=0)
+    with pytest.raises(ValueError, match="same setting"):
+        ExperiencePostprocessor(engine=engine, top_n=1, top_k=2)
+    block = ExperienceMemoryBlock(engine=engine, similarity_top_k=1)
+    assert block.similarity_top_k == 1 and ExperienceMemoryBlock(engine=engine, top_n=2).similarity_top_k == 2
+    for cls in (ExperiencePostprocessor, ExperienceMemoryBlock):
+        with pytest.raises(ValidationError, match="bogus"):
+            cls(engine=engine, bogus=2)
