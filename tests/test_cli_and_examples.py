@@ -37,7 +37,7 @@ def test_distill_search_stats_and_episodes(data_dir: Path, capsys: pytest.Captur
     code, out = _run(capsys, "distill", "--data-dir", d, "--json")
     assert code == 0 and json.loads(out)["distilled"] == 2
     code, out = _run(capsys, "search", "what is the capital of Chile", "--data-dir", d)
-    assert code == 0 and "Santiago" in out.splitlines()[0]
+    assert code == 0 and out.startswith("reading scope default/") and "Santiago" in out.splitlines()[1]
     code, out = _run(capsys, "stats", "--data-dir", d, "--json")
     assert json.loads(out)["experiences"]["active"] == 2
 
@@ -95,13 +95,15 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("EXPSCALE_", "OPENAI_"))}
 
 
-def test_demo_runs_offline_with_the_real_model(tmp_path: Path) -> None:
+def test_demo_runs_offline_with_the_real_model_and_the_commands_it_prints_run_as_printed(tmp_path: Path) -> None:
+    """From a fresh directory, with the CLI not on PATH (as after `make demo`)."""
+    import shlex
+
+    cli = Path(sys.executable).parent / "expscale"
+    data = tmp_path / "mydemo"
+    env = _env() | {"PATH": "/usr/bin:/bin"}
     result = subprocess.run(
-        [sys.executable, "-m", "expscale_core.cli", "demo", "--data-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=_env(),
+        [str(cli), "demo", "--data-dir", str(data)], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -109,18 +111,60 @@ def test_demo_runs_offline_with_the_real_model(tmp_path: Path) -> None:
     assert "Share > Export > PDF" in out and "25 MB" in out
     assert "refine: merged" in out
     assert all(p.is_relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    # The store the demo wrote is the one the commands it prints look at.
-    demo_dir = tmp_path / "demo"
-    assert f"expscale --data-dir {demo_dir} stats" in out
-    stats = subprocess.run(
-        [sys.executable, "-m", "expscale_core.cli", "--data-dir", str(demo_dir), "stats", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=_env(),
+    assert (data / "episodes.sqlite3").exists() and not (data / "demo").exists()  # the data dir the user passed
+    printed = [line.strip() for line in out.splitlines() if f"--data-dir {data}" in line]
+    assert len(printed) == 3
+    for command in printed:
+        run = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+        assert run.returncode == 0, (command, run.stderr)
+        assert "no experiences" not in run.stdout, (command, run.stdout)
+    # Running it again recreates the demo; a folder with other data is refused, not cleared.
+    assert subprocess.run([str(cli), "demo", "--data-dir", str(data)], env=env, capture_output=True).returncode == 0
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    refused = subprocess.run(
+        [str(cli), "demo", "--data-dir", str(tmp_path / "mine")], env=env, capture_output=True, text=True
     )
-    assert stats.returncode == 0, stats.stderr
-    assert json.loads(stats.stdout)["experiences"]["active"] > 0
+    assert refused.returncode != 0 and "new or empty folder" in refused.stderr
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_read_only_commands_create_nothing_and_point_to_the_demo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXPSCALE_EMBEDDER__PROVIDER", "hash")
+    with ExperienceEngine.from_settings(ExpscaleSettings(data_dir=tmp_path / "demo")) as engine:
+        engine.record(Episode(input="capital of Peru?", output="Lima", outcome=Outcome(score=1)))
+    for command in (["stats"], ["scopes"], ["search", "x"], ["review"]):
+        assert main(["--data-dir", str(tmp_path), *command]) == 2
+        assert f"--data-dir {tmp_path / 'demo'}" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # nothing created beside it
+
+
+def test_memory_mode_writes_nothing_to_the_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPSCALE_EMBEDDER__PROVIDER", "hash")
+    settings = ExpscaleSettings(data_dir=tmp_path / "data", store={"path": ":memory:"})
+    with ExperienceEngine.from_settings(settings) as engine:
+        engine.record(Episode(input="capital of Peru?", output="Lima", outcome=Outcome(score=1)))
+        assert engine.drain(timeout=10) and engine.retrieve("capital of Peru")
+    assert not (tmp_path / "data").exists()
+
+
+def test_search_says_which_scope_it_reads_scopes_lists_them_and_all_reads_every_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXPSCALE_EMBEDDER__PROVIDER", "hash")
+    with ExperienceEngine.from_settings(ExpscaleSettings(data_dir=tmp_path)) as engine:
+        engine.record(Episode(input="vpn port?", output="1194", outcome=Outcome(score=1)), scope="support")
+        assert engine.drain(timeout=10)
+    code, out = _run(capsys, "--data-dir", str(tmp_path), "search", "vpn port")
+    assert code == 0 and "reading scope default/" in out and "expscale scopes" in out
+    code, out = _run(capsys, "--data-dir", str(tmp_path), "scopes")
+    assert code == 0 and "support/tenant=-/agent=-/user=-  active 1" in out
+    code, out = _run(capsys, "--data-dir", str(tmp_path), "search", "vpn port", "--scope", "support")
+    assert "reading scope support/" in out and "1194" in out
+    code, out = _run(capsys, "--data-dir", str(tmp_path), "search", "vpn port", "--all")
+    assert "reading every scope" in out and "1194" in out
 
 
 def test_quickstart_example_learns_the_correction(tmp_path: Path) -> None:
@@ -188,7 +232,7 @@ def test_version_and_help_for_every_option(capsys: pytest.CaptureFixture[str]) -
 def test_read_only_commands_refuse_a_missing_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for command in (["stats"], ["search", "x"], ["export", str(tmp_path / "out.jsonl")]):
         assert main(["--data-dir", str(tmp_path / "typo"), *command]) == 2
-        assert "no expscale data dir" in capsys.readouterr().err
+        assert "no expscale data at" in capsys.readouterr().err
     assert not (tmp_path / "typo").exists()
 
 

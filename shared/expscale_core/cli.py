@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from expscale_core.episode import EpisodeStatus
 from expscale_core.errors import ExpscaleError
+from expscale_core.experience import ExperienceStatus, ScoredExperience
 from expscale_core.scope import Scope
 from expscale_core.settings import ExpscaleSettings, settings_error
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
-_READ_ONLY = {"stats", "search", "export", "episodes", "quarantine", "review"}
+_READ_ONLY = {"stats", "search", "scopes", "export", "episodes", "quarantine", "review"}
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -47,11 +48,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"expscale {__version__}")
     _global_options(p, suppress=False)
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("stats", parents=[common], help="experiences, episodes and memory-quality figures")
+    sub.add_parser("stats", parents=[common], help="experiences, episodes and memory-quality figures, all scopes")
+    sub.add_parser("scopes", parents=[common], help="the scopes that hold experiences, with counts by status")
     s = sub.add_parser("search", parents=[common], help="retrieve experiences for a query")
     s.add_argument("query", help="the text to find experiences for")
     s.add_argument("-k", type=int, default=None, help="how many (default: EXPSCALE_RETRIEVE__K, 5)")
-    s.add_argument("--namespace", default=None, help="scope namespace to read (default: 'default')")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument(
+        "--scope", default=None, help="read as this scope: a namespace, or namespace/field=value (default: 'default')"
+    )
+    where.add_argument("--namespace", default=None, help="the same as --scope NAMESPACE")
+    where.add_argument("--all", action="store_true", help="every scope, whatever it may read (an operator's view)")
     s.add_argument(
         "--min-score", type=float, default=None, help="similarity floor (default: EXPSCALE_RETRIEVE__MIN_SCORE)"
     )
@@ -113,6 +120,12 @@ def _parse_scope(raw: str) -> Scope:
     return Scope.parse(raw)
 
 
+def _holds_data(settings: ExpscaleSettings, data_dir: Path | None = None) -> bool:
+    """An engine has written here: its episode queue, or its embedded store."""
+    where = data_dir or settings.data_dir
+    return (where / "episodes.sqlite3").exists() or (where / "store").is_dir()
+
+
 def _run(args: argparse.Namespace) -> int:
     from expscale_core.engine import ExperienceEngine
 
@@ -121,15 +134,17 @@ def _run(args: argparse.Namespace) -> int:
 
         return run_eval(args)
     settings = _settings(args)
-    if args.command in _READ_ONLY and not settings.data_dir.is_dir():
+    if args.command in _READ_ONLY and not _holds_data(settings):
+        demo = settings.data_dir / "demo"
+        hint = f" (the demo's data is in {demo}: --data-dir {demo})" if _holds_data(settings, demo) else ""
         raise FileNotFoundError(
-            f"no expscale data dir at {settings.data_dir}; check --data-dir or EXPSCALE_DATA_DIR "
+            f"no expscale data at {settings.data_dir}{hint}; check --data-dir or EXPSCALE_DATA_DIR "
             "(read-only commands never create one)"
         )
     if args.command == "demo":
         from expscale_core.demo import run_demo
 
-        run_demo(settings, sys.stdout)
+        run_demo(settings, sys.stdout, data_dir=args.data_dir)
         return 0
     with ExperienceEngine.from_settings(settings) as engine:
         return _COMMANDS[args.command](engine, args)
@@ -167,16 +182,49 @@ def _stats(engine: ExperienceEngine, args: argparse.Namespace) -> int:
 
 
 def _search(engine: ExperienceEngine, args: argparse.Namespace) -> int:
-    scope = Scope(namespace=args.namespace) if args.namespace else None
-    hits = engine.retrieve(args.query, k=args.k, scope=scope, min_score=args.min_score)  # None: the settings
+    raw = args.scope or args.namespace
+    scope = _parse_scope(raw) if raw else engine.scope
+    if args.all:
+        vector = engine.embedder.embed([args.query])[0]
+        floor = engine.retrieve_settings.min_score if args.min_score is None else args.min_score
+        k = args.k or engine.retrieve_settings.k
+        found = engine.store.search(vector, scope=None, limit=k, min_similarity=floor)
+        hits = [ScoredExperience(experience=e, score=sim, similarity=sim) for e, sim in found]
+    else:
+        hits = engine.retrieve(args.query, k=args.k, scope=scope, min_score=args.min_score)  # None: the settings
+    where = "every scope" if args.all else f"scope {scope.key()}"
     _emit(
         args,
         [{"score": h.score, "similarity": h.similarity, **h.experience.model_dump(mode="json")} for h in hits],
         lambda: (
-            "\n".join(
-                f"{h.score:.3f}  [{h.experience.kind.value}] {h.experience.content}  ({h.experience.id})" for h in hits
+            f"reading {where}:\n"
+            + (
+                "\n".join(
+                    f"{h.score:.3f}  [{h.experience.kind.value}] {h.experience.content}  ({h.experience.id}, "
+                    f"{h.experience.scope.key()})"
+                    for h in hits
+                )
+                or "no experiences above the similarity floor (other scopes: expscale scopes; all: --all)"
             )
-            or "no experiences above the similarity floor"
+        ),
+    )
+    return 0
+
+
+def _scopes(engine: ExperienceEngine, args: argparse.Namespace) -> int:
+    counts: dict[str, dict[str, int]] = {}
+    for exp, _ in engine.store.scan():
+        row = counts.setdefault(exp.scope.key(), {})
+        row[exp.status.value] = row.get(exp.status.value, 0) + 1
+        if exp.status is ExperienceStatus.ACTIVE:
+            row[f"active {exp.visibility.value}"] = row.get(f"active {exp.visibility.value}", 0) + 1
+    rows = dict(sorted(counts.items()))
+    _emit(
+        args,
+        rows,
+        lambda: (
+            "\n".join(f"{key}  " + ", ".join(f"{k} {v}" for k, v in sorted(c.items())) for key, c in rows.items())
+            or "no experiences in any scope"
         ),
     )
     return 0
@@ -324,6 +372,7 @@ def _delete(engine: ExperienceEngine, args: argparse.Namespace) -> int:
 _COMMANDS: dict[str, Callable[[ExperienceEngine, argparse.Namespace], int]] = {
     "stats": _stats,
     "search": _search,
+    "scopes": _scopes,
     "distill": _distill,
     "refine": _refine,
     "export": _export,

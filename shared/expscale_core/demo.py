@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 from expscale_core.episode import Episode, Outcome, ToolStep
@@ -86,13 +88,24 @@ def _episodes() -> list[Episode]:
     return episodes
 
 
-def run_demo(settings: ExpscaleSettings, out: TextIO) -> float:
-    """Run the demo in ``<data_dir>/demo`` (recreated each time); returns the wall time in seconds."""
+_MARK = ".expscale-demo"
+
+
+def run_demo(settings: ExpscaleSettings, out: TextIO, data_dir: Path | None = None) -> float:
+    """Run the demo in ``data_dir`` (default ``<data_dir>/demo``), recreated each time; returns the wall time in
+    seconds. A folder that holds anything but an earlier demo is refused, never cleared."""
     from expscale_core.engine import ExperienceEngine
 
     started = time.perf_counter()
-    demo_dir = settings.data_dir / "demo"
+    demo_dir = data_dir or settings.data_dir / "demo"
+    if demo_dir.is_dir() and any(demo_dir.iterdir()) and not (demo_dir / _MARK).exists():
+        raise ValueError(
+            f"{demo_dir} holds data that is not an earlier demo, and the demo recreates its folder: "
+            "pass --data-dir with a new or empty folder"
+        )
     shutil.rmtree(demo_dir, ignore_errors=True)
+    demo_dir.mkdir(parents=True)
+    (demo_dir / _MARK).touch()
     # Its own data dir, so the demo never touches the user's experiences; the CLI reads it with --data-dir.
     store = settings.store.model_copy(update={"path": None, "url": None})
     demo_settings = settings.model_copy(update={"data_dir": demo_dir, "store": store})
@@ -129,6 +142,21 @@ def run_demo(settings: ExpscaleSettings, out: TextIO) -> float:
             print(f"  {render_experience(exp)}  (support {exp.support})", file=out)
     elapsed = time.perf_counter() - started
     print(f"\ndemo finished in {elapsed:.1f} s. Look at its store with:", file=out)
-    print(f"  expscale --data-dir {demo_dir} stats", file=out)
-    print(f"  expscale --data-dir {demo_dir} search {_QUERIES[0]!r} --namespace {_SCOPE.namespace}", file=out)
+    prog = _prog()
+    print(f"  {prog} --data-dir {demo_dir} stats", file=out)
+    print(f"  {prog} --data-dir {demo_dir} scopes", file=out)
+    print(f"  {prog} --data-dir {demo_dir} search {_QUERIES[0]!r} --scope {_SCOPE.namespace}", file=out)
     return elapsed
+
+
+def _prog() -> str:
+    """``expscale`` as the user can run it: by name when it is on PATH, else by the path it was started from
+    (``.venv/bin/expscale`` after ``make demo``)."""
+    started = Path(sys.argv[0])
+    on_path = shutil.which("expscale")
+    if started.name == "expscale" and (on_path is None or Path(on_path).resolve() != started.resolve()):
+        try:
+            return str(started.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            return str(started.resolve())
+    return "expscale"

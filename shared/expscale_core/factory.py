@@ -128,7 +128,7 @@ def build_collaborators(settings: ExpscaleSettings | None, **overrides: Any) -> 
             raise ConfigError(settings_error(exc)) from exc
     elif not isinstance(settings, ExpscaleSettings):
         raise TypeError(f"settings must be ExpscaleSettings, not {type(settings).__name__}")
-    if "queue" not in overrides:
+    if "queue" not in overrides and not settings.in_memory():
         _check_data_dir(settings.data_dir)
     llm = overrides.pop("llm") if "llm" in overrides else build_llm(settings)
     embedder = overrides.pop("embedder", None) or build_embedder(settings)

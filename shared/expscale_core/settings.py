@@ -283,8 +283,12 @@ class ExpscaleSettings(BaseSettings):
         root = Path(self.store.path) if self.store.path else self.data_dir / "store"
         return root / self.store.collection
 
+    def in_memory(self) -> bool:
+        """``EXPSCALE_STORE__PATH=:memory:``: nothing is written to the data dir (the queue is in memory too)."""
+        return self.store.path == ":memory:" and not self.store.url
+
     def queue_path(self) -> str:
-        return str(self.data_dir / "episodes.sqlite3")
+        return ":memory:" if self.in_memory() else str(self.data_dir / "episodes.sqlite3")
 
 
 def _env_names(model: type[BaseModel], prefix: str = "EXPSCALE_") -> list[str]:

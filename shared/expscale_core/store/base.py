@@ -21,6 +21,7 @@ class ExperienceStore(Protocol):
     Contracts:
         - ids are the experiences' own ids and are stable across restarts;
         - every read takes a scope and applies it inside the query (never by filtering results);
+          ``scope=None`` searches every scope (an operator's view, never a prompt's);
           ``exact_scope=True`` matches only records written to exactly that scope (unset fields unset too),
           which is what every write path (distillation, merge, caps) uses; ``as_reader=True`` (serving a prompt)
           sees what a reader in ``scope`` may read instead: its own line of scopes, what is shared with its
@@ -55,7 +56,7 @@ class ExperienceStore(Protocol):
         self,
         vector: Vector,
         *,
-        scope: Scope,
+        scope: Scope | None,
         limit: int,
         min_similarity: float | None = None,
         statuses: Sequence[ExperienceStatus] = (ExperienceStatus.ACTIVE,),

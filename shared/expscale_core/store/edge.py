@@ -249,7 +249,7 @@ class EdgeExperienceStore(Coordinated):
         self,
         vector: Vector,
         *,
-        scope: Scope,
+        scope: Scope | None,
         limit: int,
         min_similarity: float | None = None,
         statuses: Sequence[ExperienceStatus] = (ExperienceStatus.ACTIVE,),

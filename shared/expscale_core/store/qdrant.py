@@ -181,7 +181,7 @@ class QdrantExperienceStore(Coordinated):
         self,
         vector: Vector,
         *,
-        scope: Scope,
+        scope: Scope | None,
         limit: int,
         min_similarity: float | None = None,
         statuses: Sequence[ExperienceStatus] = (ExperienceStatus.ACTIVE,),
