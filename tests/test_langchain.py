@@ -490,6 +490,7 @@ def test_the_retriever_takes_langchains_names_and_rejects_what_it_does_not_know(
 
 def test_expscale_embeddings_serve_langchain_vector_stores(engine: ExperienceEngine) -> None:
     from langchain_core.vectorstores import InMemoryVectorStore
+
     from langchain_expscale import ExpscaleEmbeddings
 
     store = InMemoryVectorStore(ExpscaleEmbeddings(engine.embedder))

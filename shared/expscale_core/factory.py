@@ -103,9 +103,15 @@ def build_store(settings: ExpscaleSettings, dimension: int) -> ExperienceStore:
             f"(EXPSCALE_STORE__PATH={s.path}) are configured; unset one of them"
         )
     if s.url:
-        return QdrantExperienceStore.open(
-            url=s.url, api_key=s.api_key.get_secret_value() if s.api_key else None, collection=s.collection
-        )
+        try:
+            return QdrantExperienceStore.open(
+                url=s.url, api_key=s.api_key.get_secret_value() if s.api_key else None, collection=s.collection
+            )
+        except (ValueError, TypeError) as exc:  # qdrant-client's word for a malformed URL
+            raise ConfigError(
+                f"EXPSCALE_STORE__URL={s.url!r} is not a usable Qdrant URL ({exc}); write it like "
+                "http://localhost:6333 or https://xyz.cloud.qdrant.io:6333"
+            ) from exc
     if s.path == ":memory:":
         return EdgeExperienceStore.temporary()
     target = settings.store_path()

@@ -177,6 +177,11 @@ class OpenAILLM:
                 log.warning("%s refused %s output; trying %s", self._model, mode, self._mode)
                 return self._complete(messages, schema)
             raise LLMError(f"{self._model} failed after the client's retries: {exc}") from exc
+        except openai.APIConnectionError as exc:
+            raise LLMError(
+                f"{self._model} at {self._client.base_url} is unreachable after the client's retries ({exc}); check "
+                "EXPSCALE_LLM__BASE_URL (and that the server runs), or EXPSCALE_LLM__TIMEOUT_S / __MAX_RETRIES"
+            ) from exc
         except openai.OpenAIError as exc:
             raise LLMError(f"{self._model} failed after the client's retries: {exc}") from exc
         with self._lock:
