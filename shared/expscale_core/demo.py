@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from expscale_core.episode import Episode, Outcome, ToolStep
+from expscale_core.errors import ConfigError
 from expscale_core.experience import ExperienceStatus
 from expscale_core.scope import Scope
 from expscale_core.serve.inject import render_experience
@@ -104,8 +105,14 @@ def run_demo(settings: ExpscaleSettings, out: TextIO, data_dir: Path | None = No
             "pass --data-dir with a new or empty folder"
         )
     shutil.rmtree(demo_dir, ignore_errors=True)
-    demo_dir.mkdir(parents=True)
-    (demo_dir / _MARK).touch()
+    try:
+        demo_dir.mkdir(parents=True)
+        (demo_dir / _MARK).touch()
+    except OSError as exc:
+        raise ConfigError(
+            f"the demo's data dir {demo_dir} is not writable ({exc.strerror or exc}); pass --data-dir with a folder "
+            "this process can write"
+        ) from exc
     # Its own data dir, so the demo never touches the user's experiences; the CLI reads it with --data-dir.
     store = settings.store.model_copy(update={"path": None, "url": None})
     demo_settings = settings.model_copy(update={"data_dir": demo_dir, "store": store})

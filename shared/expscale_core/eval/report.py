@@ -39,6 +39,8 @@ def markdown_table(results: Sequence[ScenarioResult]) -> str:
     for r in results:
         lines += [f"`{r.scenario}` ({r.reader}), per test:", "", comparison_table(r)]
     for r in results:
+        induced = ", ".join(f"{a.arm} {a.induced_rules}" for a in r.arms.values() if a.induced_rules)
+        lines.append(f"- `{r.scenario}` ({r.reader}): rules induced by refinement: {induced or 'none'}")
         lines.append(
             f"- `{r.scenario}` ({r.reader}): {r.dataset}; {r.n_tasks} rounds = {r.n_teach} teach + {r.n_test} test "
             f"+ {r.n_flood} flood; embedder {r.embedder}; distiller {r.distiller}; k={r.config.k}, "

@@ -19,6 +19,7 @@ from expscale_core.eval.readers import Reader, is_correct
 from expscale_core.eval.scenarios import Task
 from expscale_core.experience import Experience, ExperienceKind, ExperienceStatus
 from expscale_core.llm import LLM
+from expscale_core.refine.induce import INDUCE_PROMPT_VERSION
 from expscale_core.scoring import count_tokens
 from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
 from expscale_core.store.edge import EdgeExperienceStore
@@ -107,6 +108,8 @@ class ArmResult:
     """Per test round, in order: answered right. Compared arm by arm (improved / regressed against none)."""
     test_recalled: list[bool] = field(default_factory=list)
     """Per test round: a lesson from its own group was injected (tells retrieval from reading failures)."""
+    induced_rules: int = 0
+    """Rules refinement induced from several verified examples (any status at the end of the run)."""
 
 
 @dataclass
@@ -295,6 +298,7 @@ def run_arm(
         sources = {s for e in everything for s in e.provenance.source_episode_ids}
         fixed = {s for e in everything if e.provenance.repairs for s in e.provenance.source_episode_ids}
         result.yielded = len(sources) / recorded
+        result.induced_rules = sum(e.provenance.prompt_version == INDUCE_PROMPT_VERSION for e in everything)
         result.repaired = len(fixed) / recorded
         result.failed = counts.get("failed", 0) / recorded
         result.distill_s_per_episode = background_s / max(1, result.distilled_episodes)
