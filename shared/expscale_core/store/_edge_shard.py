@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from expscale_core.errors import ScopeError, StoreError
+from expscale_core.errors import StoreError
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
 from expscale_core.store._records import INDEXED_FIELDS, Line, reader_lines, scope_terms, to_payload, to_vector
@@ -70,8 +70,6 @@ def edge_filter(
     must: list[Any] = []
     should: list[Any] = []
     if reader:
-        if scope is None:  # fail closed: a prompt's read that names no reader sees nothing rather than everything
-            raise ScopeError("a reader's search needs the reader's scope; pass scope= (the engine's scope by default)")
         should = [_line(line) for line in reader_lines(scope)]
     else:
         matches, nulls = scope_terms(scope, exact=exact)

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from expscale_core.errors import ScopeError
 from expscale_core.experience import Experience, Visibility
 from expscale_core.scope import Scope
 from expscale_core.store.base import Vector
@@ -42,7 +43,7 @@ class Line:
     any_of: dict[str, list[str]] = field(default_factory=dict)
 
 
-def reader_lines(scope: Scope) -> list[Line]:
+def reader_lines(scope: Scope | None) -> list[Line]:
     """What a reader in ``scope`` sees, as store-agnostic filter lines (:mod:`expscale_core.share`):
 
     1. records of its own line of scopes: its scope and the broader ones it lies in (never a sibling's or a
@@ -50,6 +51,8 @@ def reader_lines(scope: Scope) -> list[Line]:
     2. records shared with its namespace, of its own tenant or of none (a tenant is a wall);
     3. records published to its scope or to a broader one it lies in.
     """
+    if scope is None:  # fail closed: a prompt's read that names no reader sees nothing rather than everything
+        raise ScopeError("a reader's search needs the reader's scope; pass scope= (the engine's scope by default)")
     ns = {"scope.namespace": scope.namespace}
     own = Line(
         equal=ns,

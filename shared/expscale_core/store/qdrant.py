@@ -13,7 +13,7 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from expscale_core.errors import CollectionMismatchError, ScopeError, StoreError, StoreLockedError
+from expscale_core.errors import CollectionMismatchError, StoreError, StoreLockedError
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
 from expscale_core.store._qdrant_coordination import QdrantCoordination, scroll_all
@@ -263,8 +263,6 @@ def _filter(
     must: list[qm.Condition] = []
     should: list[qm.Condition] = []
     if reader:
-        if scope is None:  # fail closed: a prompt's read that names no reader sees nothing rather than everything
-            raise ScopeError("a reader's search needs the reader's scope; pass scope= (the engine's scope by default)")
         should = [_line(line) for line in reader_lines(scope)]
     else:
         matches, nulls = scope_terms(scope, exact=exact)
