@@ -59,11 +59,6 @@ class Scope(BaseModel):
             out.append(Scope(namespace=self.namespace, **kept))
         return out
 
-    def sees(self, record: Scope) -> bool:
-        """True when ``record`` is this scope or a broader one it lies in: what a reader sees of private records
-        (its own scope's, and its namespace's, never a sibling's or a narrower one's)."""
-        return record.contains(self)
-
     @classmethod
     def parse(cls, text: str) -> Scope:
         """A scope written as ``namespace[/field=value...]``, as :meth:`key` writes it (``-`` for unset).
