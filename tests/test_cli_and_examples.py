@@ -273,3 +273,25 @@ def test_llm_without_a_key_is_a_config_error_naming_the_variables(monkeypatch: p
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ConfigError, match=r"EXPSCALE_LLM__API_KEY.*EXPSCALE_LLM__BASE_URL"):
         build_llm(ExpscaleSettings(llm={"model": "gpt-4o-mini"}))
+
+
+def test_a_malformed_store_url_and_an_unreachable_llm_name_the_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+    from expscale_core.errors import LLMError
+    from expscale_core.llm import OpenAILLM
+    from expscale_core.testing import ScriptedLLM
+    from pydantic import BaseModel
+
+    monkeypatch.setenv("EXPSCALE_EMBEDDER__PROVIDER", "hash")
+    monkeypatch.setenv("EXPSCALE_STORE__URL", "htp:/qdrant")
+    assert main(["--data-dir", str(tmp_path), "distill"]) == 2
+    assert "EXPSCALE_STORE__URL='htp:/qdrant' is not a usable Qdrant URL" in capsys.readouterr().err
+
+    class Out(BaseModel):
+        answer: str
+
+    down = ScriptedLLM([httpx.ConnectError("refused")], max_retries=0)
+    with pytest.raises(LLMError, match=r"unreachable.*EXPSCALE_LLM__BASE_URL"):
+        OpenAILLM(down.client, model="m").generate("system", "user", Out)

@@ -158,7 +158,8 @@ def _stats(engine: ExperienceEngine, args: argparse.Namespace) -> int:
         st.model_dump(),
         lambda: "\n".join(
             [
-                "experiences: " + ", ".join(f"{k} {v}" for k, v in st.experiences.items()),
+                "experiences (every scope; expscale scopes lists them): "
+                + ", ".join(f"{k} {v}" for k, v in st.experiences.items()),
                 f"active tokens: {st.active_tokens}",
                 "episodes: "
                 + ", ".join(f"{k} {v}" for k, v in st.episodes.items())
