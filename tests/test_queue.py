@@ -182,3 +182,13 @@ def test_an_undo_journal_is_reclaimed_only_from_this_or_a_dead_process(tmp_path:
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_processes_that_open_a_new_queue_at_the_same_moment_all_get_it(tmp_path: Path) -> None:
+    """Switching a new database to WAL can report "locked" at once, whatever the busy timeout: every opener
+    must wait its turn instead of failing (several workers starting together on a fresh data dir)."""
+    path = tmp_path / "episodes.sqlite3"
+    opener = "import sys\nfrom expscale_core import EpisodeQueue\nEpisodeQueue(sys.argv[1]).close()\n"
+    procs = [subprocess.Popen([sys.executable, "-c", opener, str(path)], stderr=subprocess.PIPE) for _ in range(8)]
+    errors = [p.communicate(timeout=120)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, [e for e in errors if e][:1]

@@ -6,6 +6,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,19 +73,39 @@ class QueueDatabase:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left in free pages
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(early_outcomes)")}
-            if "received_at" not in columns:  # a 0.2.0 queue
-                self._db.execute("ALTER TABLE early_outcomes ADD COLUMN received_at REAL")
-            if "scope" not in columns:  # before feedback was checked against scopes
-                self._db.execute("ALTER TABLE early_outcomes ADD COLUMN scope TEXT")
+            self._set_up()
         except sqlite3.Error as exc:
             raise QueueError(f"cannot open the episode queue at {self.path}: {exc}; check EXPSCALE_DATA_DIR") from exc
         self._lock = threading.Lock()
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    def _set_up(self) -> None:
+        """WAL mode, the schema and its migrations. Processes that open a new data dir at the same moment race
+        here: switching to WAL can report "locked" at once, without waiting out the busy timeout, and two
+        processes can both add a missing column. Both are retried or taken as done, for up to 30 s."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left in free pages
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(early_outcomes)")}
+                for column, kind in (("received_at", "REAL"), ("scope", "TEXT")):  # a 0.2.0 queue; before scopes
+                    if column not in columns:
+                        self._add_column("early_outcomes", column, kind)
+                return
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _add_column(self, table: str, column: str, kind: str) -> None:
+        try:
+            self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):  # another process added it first: done
+                raise
 
     def flush(self) -> None:
         """Commit everything captured so far."""
