@@ -200,3 +200,12 @@ def test_deleting_the_scope_that_holds_a_shared_lesson_gives_the_other_teachers_
     engine.delete(scope=teacher)
     assert [a for a in _answers(engine, other) if "4711#" in a]  # its own lesson again, private once more
     assert _answers(engine, CAROL) == []
+
+
+def test_with_sharing_configured_off_every_teacher_keeps_its_own_lesson(store: ExperienceStore) -> None:
+    engine = make_engine(store=store, autostart=False, share=ShareSettings(trusted_visibility="private"))
+    _teach(engine, BOB, "4711#")
+    _teach(engine, ALICE, "4711#")
+    assert [a for a in _answers(engine, BOB) if "4711#" in a] and [a for a in _answers(engine, ALICE) if "4711#" in a]
+    assert _answers(engine, CAROL) == []
+    engine._worker.stop()

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from expscale_core.distill.guards import specific_tokens
 from expscale_core.errors import StoreError
-from expscale_core.experience import Experience, ExperienceStatus
+from expscale_core.experience import Experience, ExperienceStatus, Visibility
 from expscale_core.refine.combine import combine_stats
 from expscale_core.scope import Scope
 from expscale_core.share.policy import SharePolicy, reaches_others
@@ -44,6 +44,8 @@ def corroborate(
     """Share the lessons among ``written`` that are now corroborated; returns the records shared. A store error
     leaves things as they were (the next corroborating lesson tries again)."""
     shared: list[Experience] = []
+    if policy.trusted_visibility is Visibility.PRIVATE and not policy.publish_to:
+        return shared  # promotion is configured to reach no one: folding copies would only hide them
     for exp in written:
         if exp.status is not ExperienceStatus.ACTIVE or reaches_others(exp) or not narrow(exp.scope):
             continue
