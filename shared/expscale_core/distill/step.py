@@ -87,8 +87,6 @@ def distill_episode(
             floor=settings.related_min_similarity,
         )
     share = share or SharePolicy()
-    # An untrusted source may add its own lessons, never rewrite or retire one that others read.
-    decisions = keep_others_text(decisions, [e for e, _ in similar], trusted=trusted(episode))
     confirm = confirmer(episode, share)
     reviewed = review_lessons(decisions, screen_llm) if screen_llm is not None else {}
     with write_lock:
@@ -106,6 +104,9 @@ def distill_episode(
             planned = decisions
             if retired:
                 planned = retarget_unrelated(decisions, _against(retired), floor=0.0)
+            # An untrusted source may add its own lessons, never rewrite or retire one that others read; judged on
+            # the targets as they are now (a promotion during the LLM call may have shared one).
+            planned = keep_others_text(planned, fresh, trusted=trusted(episode))
             now = clock()  # read under the lock, after the LLM call: a refine's watermark must never be later
             plan = plan_writes(
                 episode,
