@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -199,17 +199,23 @@ class GuardedStore:
                 self._store.update(kept)
 
 
+def _revived(records: Iterable[Experience], doomed: set[str]) -> list[Experience]:
+    """Active copies of the records among ``records`` that were retired in favour of one in ``doomed`` and are
+    not doomed themselves: with their replacement gone, they serve again."""
+    return [
+        e.model_copy(update={"status": ExperienceStatus.ACTIVE, "superseded_by": None})
+        for e in records
+        if e.status is ExperienceStatus.SUPERSEDED and e.superseded_by in doomed and e.id not in doomed
+    ]
+
+
 def delete_scope(store: ExperienceStore, queue: EpisodeQueue, scope: Scope) -> dict[str, int]:
     """Every experience and episode of ``scope``; returns how many of each.
 
     A lesson of another scope that was retired in favour of one deleted here (another user's copy, folded into
     the shared lesson when several users taught it) is active again: it never held this scope's text."""
     doomed = {e.id for e, _ in store.scan(scope=scope)}
-    revived = [
-        e.model_copy(update={"status": ExperienceStatus.ACTIVE, "superseded_by": None})
-        for e, _ in store.scan(statuses=[ExperienceStatus.SUPERSEDED])
-        if e.superseded_by in doomed and not scope.contains(e.scope)
-    ]
+    revived = _revived((e for e, _ in store.scan(statuses=[ExperienceStatus.SUPERSEDED])), doomed)
     counts = {"experiences": store.delete_scope(scope), "episodes": queue.delete_scope(scope)}
     store.update(revived)
     return counts
@@ -223,11 +229,7 @@ def delete_episode(store: ExperienceStore, queue: EpisodeQueue, episode_id: str)
     """
     records = [e for e, _ in store.scan()]
     derived = {e.id for e in records if episode_id in e.provenance.source_episode_ids}
-    revived = [
-        e.model_copy(update={"status": ExperienceStatus.ACTIVE, "superseded_by": None})
-        for e in records
-        if e.status is ExperienceStatus.SUPERSEDED and e.superseded_by in derived and e.id not in derived
-    ]
+    revived = _revived(records, derived)
     covered = {s for e in revived for s in e.provenance.source_episode_ids}
     others = sorted(
         {s for e in records if e.id in derived for s in e.provenance.source_episode_ids} - covered - {episode_id}
