@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Literal
 
@@ -93,6 +93,15 @@ def retention_value(exp: Experience, now: datetime, half_life_days: float) -> fl
     return (1.0 + utility_from_counts(exp.helpful, exp.harmful)) * evidence * decay(idle_days, half_life_days)
 
 
+def _by_audience(items: Iterable[tuple[Experience, Row]]) -> list[list[tuple[Experience, Row]]]:
+    """``items`` grouped by who reads them, not only by scope: a private lesson folded into a shared one (a merge,
+    an induced rule) would reach new readers."""
+    groups: dict[object, list[tuple[Experience, Row]]] = defaultdict(list)
+    for exp, vec in items:
+        groups[exp.audience].append((exp, vec))
+    return list(groups.values())
+
+
 def _best(members: Sequence[Experience]) -> Experience:
     return max(members, key=lambda e: (utility_from_counts(e.helpful, e.harmful), e.support, e.updated_at))
 
@@ -141,13 +150,8 @@ class Refiner:
         report.before_tokens = sum(count_tokens(e.content) for e, _ in active)
         active = self._repair(active, now, report)
 
-        # Grouped by audience, not only scope: a private lesson folded into a shared one would reach new readers.
-        by_scope: dict[object, list[tuple[Experience, Row]]] = defaultdict(list)
-        for exp, vec in active:
-            if vec is not None:
-                by_scope[exp.audience].append((exp, vec))
         merged: list[tuple[Experience, Row]] = []
-        for items in by_scope.values():
+        for items in _by_audience((e, v) for e, v in active if v is not None):
             merged += self._merge_group(items, now, report, since)
 
         survivors = self._adjudicate(merged, now, report, since)
@@ -277,14 +281,9 @@ class Refiner:
         s = self.settings
         if self.llm is None or not s.induce_rules or s.max_inductions == 0:
             return []
-        # Grouped by audience, not only scope: a private lesson folded into a shared one would reach new readers.
-        by_scope: dict[object, list[tuple[Experience, Row]]] = defaultdict(list)
-        for exp, vec in items:
-            if exp.id in alive:
-                by_scope[exp.audience].append((exp, vec))
         dirty = None if since is None else {e.id for e, _ in items if e.updated_at >= since}
         new: list[tuple[Experience, list[float]]] = []
-        for group in by_scope.values():
+        for group in _by_audience((e, v) for e, v in items if e.id in alive):
             matrix = unit_rows([v for _, v in group])
             new += induce_rules(
                 [(e, matrix[i]) for i, (e, _) in enumerate(group)],
