@@ -149,7 +149,8 @@ class QdrantExperienceStore(Coordinated):
         self._call("update", lambda: self.client.batch_update_points(self.collection, ops, wait=True))
 
     def insert_new(self, items: Sequence[tuple[Experience, Vector]]) -> dict[str, Experience]:
-        wanted = [(e, stamped(e), v) for e, v in items if e.id in set(point_ids(x.id for x, _ in items))]
+        valid = set(point_ids(e.id for e, _ in items))
+        wanted = [(e, stamped(e), v) for e, v in items if e.id in valid]
         if not wanted:
             return {}
         points = [qm.PointStruct(id=new.id, vector=list(v), payload=to_payload(new)) for _, new, v in wanted]
