@@ -50,21 +50,14 @@ class Review:
             if not reaches_others(e) and narrow(e.scope)
         ]
         need = self.policy.corroborations
-        items = [
-            ReviewItem(
-                experience=e, reason=f"flagged: {e.quarantine_reason or 'screen'}", flagged=True, sources=_sources(e)
-            )
-            for e in sorted(flagged, key=lambda e: e.updated_at, reverse=True)
-        ]
-        items += [
-            ReviewItem(
-                experience=e,
-                reason=f"private until corroborated: {len(_sources(e))} of {need} sources",
-                flagged=False,
-                sources=_sources(e),
-            )
-            for e in sorted(waiting, key=lambda e: e.updated_at, reverse=True)
-        ]
+        items = []
+        for e in sorted(flagged, key=lambda e: e.updated_at, reverse=True):
+            reason = f"flagged: {e.quarantine_reason or 'screen'}"
+            items.append(ReviewItem(experience=e, reason=reason, flagged=True, sources=_sources(e)))
+        for e in sorted(waiting, key=lambda e: e.updated_at, reverse=True):
+            sources = _sources(e)
+            reason = f"private until corroborated: {len(sources)} of {need} sources"
+            items.append(ReviewItem(experience=e, reason=reason, flagged=False, sources=sources))
         return items
 
     def approve(self, experience_ids: Sequence[IdLike], *, reviewer: str = "reviewer") -> int:
