@@ -20,7 +20,7 @@ from typing import Any
 from expscale_core import Episode, Experience
 from expscale_core.episode import utcnow
 from expscale_core.settings import RefineSettings
-from expscale_core.store.base import ExperienceStore, Vector
+from expscale_core.store.base import Embedding, ExperienceStore
 from expscale_core.store.edge import EdgeExperienceStore
 from expscale_core.store.qdrant import QdrantExperienceStore
 from expscale_core.testing import HashEmbedder, make_engine
@@ -35,11 +35,11 @@ class Unconditional:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def insert_new(self, items: Sequence[tuple[Experience, Vector]]) -> dict[str, Experience]:
+    def insert_new(self, items: Sequence[tuple[Experience, Embedding]]) -> dict[str, Experience]:
         self.inner.upsert(items)
         return {e.id: e for e, _ in items}
 
-    def write_if(self, items: Sequence[tuple[Experience, Vector | None]]) -> dict[str, Experience]:
+    def write_if(self, items: Sequence[tuple[Experience, Embedding | None]]) -> dict[str, Experience]:
         with_vectors = [(e, v) for e, v in items if v is not None]
         if with_vectors:
             self.inner.upsert(with_vectors)

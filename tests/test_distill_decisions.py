@@ -67,7 +67,8 @@ def test_distillation_never_reads_or_writes_another_scope() -> None:
         engine.run_pending()
         (after,) = engine.store.get([mine.id])
         assert after[0].status is ExperienceStatus.ACTIVE and after[0].support == 1
-        assert "tulip42" in engine.retrieve("office wifi password?", scope=alice)[0].experience.content
+        served = [h.experience.id for h in engine.retrieve("office wifi password?", scope=alice)]
+        assert mine.id in served, "alice's own lesson is still hers to read"
     server = ScriptedLLM([_lesson("Rotate the wifi password monthly.", "wifi password", "UPDATE", 1)])
     with make_engine(llm=OpenAILLM(server.client, model="m")) as engine:
         mine = _seed(engine, "The verified answer is: tulip42.", "office wifi password?", alice)

@@ -260,6 +260,25 @@ def test_a_correction_keeps_its_verbatim_lesson_and_adds_the_replayed_rule() -> 
     assert "Write every date as YYYY-MM-DD." in replay.prompt_text and "2025-03-05" not in replay.prompt_text
 
 
+def test_a_request_worded_like_one_of_the_rules_phrasings_finds_it_by_that_key() -> None:
+    from expscale_core.testing import HashEmbedder, make_engine
+
+    phrasing = "Which date goes in the changelog header?"
+    server = ScriptedLLM([_rule("Write every date as YYYY-MM-DD.", phrasing), json.dumps({"answer": "2025-03-05"})])
+    engine = make_engine(llm=OpenAILLM(server.client, model="m"), embedder=HashEmbedder(256))
+    try:
+        engine.record(_DATE)
+        assert engine.drain(timeout=10)
+        (rule,) = [e for e, _ in engine.store.scan() if e.content.startswith("Write every date")]
+        emb = HashEmbedder(256)
+        blend = sum(a * b for a, b in zip(*emb.embed([rule.embedding_text(), phrasing])))
+        assert blend < 0.8, "the blended vector alone would rank it far below a perfect match"
+        hits = {h.experience.id: h.similarity for h in engine.retrieve(phrasing, k=5, min_score=0.0)}
+        assert hits[rule.id] == pytest.approx(1.0, abs=1e-5)
+    finally:
+        engine.close()
+
+
 _TICKET = Episode(
     input="What is the ticket name for incident 42?",
     output="INC-042",

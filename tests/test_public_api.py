@@ -72,7 +72,14 @@ PINNED = {
         "ProbingEmbedder",
         "normalize",
     },
-    "expscale_core.store": {"EdgeExperienceStore", "ExperienceStore", "QdrantExperienceStore", "Vector"},
+    "expscale_core.store": {
+        "EdgeExperienceStore",
+        "Embedding",
+        "ExperienceStore",
+        "Keys",
+        "QdrantExperienceStore",
+        "Vector",
+    },
     "expscale_core.distill": {
         "Action",
         "DistillCandidate",

@@ -358,7 +358,7 @@ def test_a_merge_finishing_after_another_engine_deleted_its_source_leaves_nothin
 ) -> None:
     writer = make_engine(store=store)
     secret = writer.record(Episode(input="wifi password?", output="tulip42", outcome=Outcome(score=1)))
-    kept = writer.record(Episode(input="wifi password!", output="tulip42", outcome=Outcome(score=1)))
+    kept = writer.record(Episode(input="guest wifi password, please", output="tulip42", outcome=Outcome(score=1)))
     assert writer.drain(timeout=10)
     merged = json.dumps({"kind": "fact", "content": "The wifi password is tulip42.", "applicability": "wifi"})
     settings = RefineSettings(every_n_experiences=None, duplicate_threshold=0.5, induce_rules=False)
@@ -368,6 +368,7 @@ def test_a_merge_finishing_after_another_engine_deleted_its_source_leaves_nothin
     llm = OpenAILLM(ScriptedLLM([merged]).client, model="m")
     refiner = make_engine(store=racing, llm=llm, refine=settings)  # type: ignore[arg-type]
     assert refiner.refine().merged == 0  # the merge's result was removed again, so nothing was retired
+    assert racing.other_write is None  # the merge did reach its insert, where the delete landed
     records = [e for e, _ in store.scan()]
     assert all(secret not in e.provenance.source_episode_ids for e in records)
     assert [e.status for e in records if kept in e.provenance.source_episode_ids] == [ExperienceStatus.ACTIVE]

@@ -213,6 +213,83 @@ def test_delete_and_delete_scope(store: ExperienceStore) -> None:
     assert [e.id for e, _ in store.scan()] == [keep.id]
 
 
+def _keys(*texts: str) -> list[list[float]]:
+    return EMB.embed(list(texts))
+
+
+def test_a_record_is_found_by_its_best_key_and_reads_give_its_own_vector(store: ExperienceStore) -> None:
+    # One write path each: every one of them must keep all the keys.
+    phrased = Experience(kind="strategy", content="Quote prices without VAT.", applicability="price of a plan")
+    inserted = Experience(kind="fact", content="Invoices go out on the 1st.", applicability="billing date")
+    rewritten = Experience(kind="fact", content="Refunds take 5 days.", applicability="refund time")
+    plain = Experience(kind="fact", content="The office is in Lyon.")
+    store.upsert([(phrased, _keys(phrased.embedding_text(), "how much is the pro plan", "cost of seats"))])
+    store.insert_new([(inserted, _keys(inserted.embedding_text(), "when am I billed"))])
+    store.upsert([(rewritten, _keys(rewritten.embedding_text()))])
+    ((read, _),) = store.get([rewritten.id])
+    store.write_if([(read, _keys(rewritten.embedding_text(), "how long until my money is back"))])
+    store.upsert([(plain, EMB.embed([plain.content])[0])])  # one vector is one key
+    for query, expected in [
+        ("cost of seats", phrased.id),
+        ("how much is the pro plan", phrased.id),
+        ("when am I billed", inserted.id),
+        ("how long until my money is back", rewritten.id),
+        ("The office is in Lyon.", plain.id),
+    ]:
+        ((best, similarity), *_) = store.search(EMB.embed([query])[0], scope=None, limit=4)
+        assert (best.id, similarity) == (expected, pytest.approx(1.0, abs=1e-5)), query
+    store.update([phrased.model_copy(update={"helpful": 2})])  # payload only: the keys stay
+    ((hit, similarity),) = store.search(EMB.embed(["cost of seats"])[0], scope=None, limit=1)
+    assert hit.helpful == 2 and similarity == pytest.approx(1.0, abs=1e-5)
+    own = {e.id: v for e, v in store.get([phrased.id, plain.id], with_vectors=True)}
+    assert own[phrased.id] == pytest.approx(EMB.embed([phrased.embedding_text()])[0], abs=1e-6)
+    assert own[plain.id] == pytest.approx(EMB.embed([plain.content])[0], abs=1e-6)
+    assert {e.id: v for e, v in store.scan(with_vectors=True)}[phrased.id] == pytest.approx(own[phrased.id])
+
+
+@pytest.mark.parametrize("backend", ["edge", "qdrant-local"])
+def test_a_store_created_before_keys_keeps_one_vector_per_record(tmp_path: Path, backend: str) -> None:
+    old = Experience(kind="fact", content="written by 0.4")
+    if backend == "edge":
+        from expscale_core.store._edge_shard import create_shard, edge_config
+
+        create_shard(tmp_path / "edge", edge_config(EMB.dimension, multi_key=False)).close()
+        s: ExperienceStore = EdgeExperienceStore(tmp_path / "edge")
+    else:
+        from qdrant_client import QdrantClient
+        from qdrant_client import models as qm
+
+        client = QdrantClient(location=":memory:")
+        client.create_collection("old", vectors_config=qm.VectorParams(size=EMB.dimension, distance=qm.Distance.COSINE))
+        s = QdrantExperienceStore(client, "old")
+    s.ensure_collection(EMB.dimension)
+    s.upsert([(old, EMB.embed([old.content])[0])])
+    new = Experience(kind="fact", content="Invoices go out on the 1st.", applicability="billing date")
+    s.insert_new([(new, _keys(new.embedding_text(), "when am I billed"))])  # the first key is kept
+    ((hit, similarity),) = s.search(EMB.embed([new.embedding_text()])[0], scope=None, limit=1)
+    assert hit.id == new.id and similarity == pytest.approx(1.0, abs=1e-5)
+    assert s.search(EMB.embed(["when am I billed"])[0], scope=None, limit=2, min_similarity=0.99) == []
+    assert {e.id for e, _ in s.scan()} == {old.id, new.id}
+    if isinstance(s, EdgeExperienceStore):
+        s.compact()  # the rewrite keeps the shard as it was
+        assert s.search(EMB.embed([old.content])[0], scope=None, limit=1)[0][0].id == old.id
+    s.close()
+
+
+def test_edge_keys_survive_compaction_and_a_restart(tmp_path: Path) -> None:
+    s = EdgeExperienceStore(tmp_path / "edge")
+    s.ensure_collection(EMB.dimension)
+    exp = Experience(kind="fact", content="Invoices go out on the 1st.", applicability="billing date")
+    s.upsert([(exp, _keys(exp.embedding_text(), "when am I billed"))])
+    s.compact()
+    s.close()
+    s = EdgeExperienceStore(tmp_path / "edge")
+    s.ensure_collection(EMB.dimension)
+    ((hit, similarity),) = s.search(EMB.embed(["when am I billed"])[0], scope=None, limit=1)
+    assert hit.id == exp.id and similarity == pytest.approx(1.0, abs=1e-5)
+    s.close()
+
+
 def test_edge_data_survives_a_restart_and_mismatches_say_how_to_fix(tmp_path: Path) -> None:
     s = EdgeExperienceStore(tmp_path / "edge")
     s.ensure_collection(EMB.dimension)

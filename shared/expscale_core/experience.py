@@ -11,7 +11,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from expscale_core.episode import utcnow
 from expscale_core.scope import Scope
 
-__all__ = ["Experience", "ExperienceKind", "ExperienceStatus", "Provenance", "ScoredExperience", "Visibility"]
+__all__ = [
+    "MAX_PHRASINGS",
+    "PHRASING_SEPARATOR",
+    "Experience",
+    "ExperienceKind",
+    "ExperienceStatus",
+    "Provenance",
+    "ScoredExperience",
+    "Visibility",
+]
+
+PHRASING_SEPARATOR = "; "
+"""Between the request phrasings an applicability lists (the LLM distiller writes them so)."""
+MAX_PHRASINGS = 4
 
 
 class ExperienceKind(str, Enum):
@@ -123,6 +136,19 @@ class Experience(BaseModel):
         if self.applicability:
             return f"{self.applicability}\n{self.content}"
         return self.content
+
+    def retrieval_keys(self) -> list[str]:
+        """The texts a search finds it by, best key wins: :meth:`embedding_text` first (its own vector), then
+        each request phrasing its applicability lists, so that a request worded like any one of them finds it,
+        not only one worded like their blend with the lesson.
+
+        Example:
+            >>> rule = Experience(kind="strategy", content="Use ISO dates.", applicability="invoice date; due date")
+            >>> rule.retrieval_keys()
+            ['invoice date; due date\\nUse ISO dates.', 'invoice date', 'due date']
+        """
+        phrasings = dict.fromkeys(p.strip() for p in self.applicability.split(PHRASING_SEPARATOR))
+        return [self.embedding_text(), *[p for p in phrasings if p][:MAX_PHRASINGS]]
 
 
 class ScoredExperience(BaseModel):

@@ -14,6 +14,7 @@ from expscale_core.distill.apply import StorePlan, plan_writes, reinforced, reta
 from expscale_core.distill.base import Decision, Distiller
 from expscale_core.distill.context import lesson_similarity, related_experiences
 from expscale_core.embed.base import Embedder
+from expscale_core.embed.keys import embed_keys
 from expscale_core.episode import Episode
 from expscale_core.errors import StoreError
 from expscale_core.experience import Experience, ExperienceStatus
@@ -22,7 +23,7 @@ from expscale_core.safety.screen_llm import review_lessons
 from expscale_core.settings import DistillSettings
 from expscale_core.share.policy import SharePolicy, attribute, confirmer, keep_others_text, trusted
 from expscale_core.share.promote import corroborate
-from expscale_core.store.base import ExperienceStore, Vector
+from expscale_core.store.base import Embedding, ExperienceStore
 from expscale_core.store.contention import WRITE_ROUNDS, pause
 
 __all__ = ["distill_episode"]
@@ -150,10 +151,10 @@ def _write(
     """Write ``plan``: new lessons first (inserted once; the same lesson written by another engine meanwhile is
     reinforced instead), then the changes to records read as ``current``, each only over the revision read.
     True when every write landed, or its record was deleted meanwhile."""
-    vectors = embedder.embed([e.embedding_text() for e in plan.new]) if plan.new else []
+    vectors = embed_keys(embedder, plan.new)
     new = [(e, v) for e, v in zip(plan.new, vectors) if e.id not in current]
     # Over the revision read: an UPDATE's target, or this episode's own lesson from an earlier attempt.
-    rewrites: list[tuple[Experience, Vector | None]] = [
+    rewrites: list[tuple[Experience, Embedding | None]] = [
         (e.model_copy(update={"revision": current[e.id].revision}), v)
         for e, v in zip(plan.new, vectors)
         if e.id in current

@@ -21,7 +21,7 @@ from expscale_core.episodes.queue import EpisodeQueue
 from expscale_core.errors import ExpscaleError
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
-from expscale_core.store.base import ExperienceStore, Vector
+from expscale_core.store.base import Embedding, ExperienceStore
 from expscale_core.store.deletion_log import Deletion
 
 __all__ = ["Deleter", "GuardedStore", "Tombstones", "delete_episode", "delete_scope", "scrub"]
@@ -158,14 +158,14 @@ class GuardedStore:
         self._tombstones.pull()
         return [(e, v) for e, v in items if self._allowed(e)]
 
-    def upsert(self, items: Sequence[tuple[Experience, Vector]]) -> None:
+    def upsert(self, items: Sequence[tuple[Experience, Embedding]]) -> None:
         with self._tombstones.lock:
             kept = self._kept(items)
             if kept:
                 self._store.upsert(kept)
                 self._recheck([e for e, _ in kept])
 
-    def insert_new(self, items: Sequence[tuple[Experience, Vector]]) -> dict[str, Experience]:
+    def insert_new(self, items: Sequence[tuple[Experience, Embedding]]) -> dict[str, Experience]:
         with self._tombstones.lock:
             kept = self._kept(items)
             inserted = self._store.insert_new(kept) if kept else {}
@@ -182,7 +182,7 @@ class GuardedStore:
             self._vetoed |= gone
         return gone
 
-    def write_if(self, items: Sequence[tuple[Experience, Vector | None]]) -> dict[str, Experience]:
+    def write_if(self, items: Sequence[tuple[Experience, Embedding | None]]) -> dict[str, Experience]:
         # No recheck: a conditional write only lands on a record that exists, and a delete removes it after.
         with self._tombstones.lock:
             kept = self._kept(items)

@@ -11,6 +11,7 @@ from typing import Protocol
 from pydantic import BaseModel, ValidationError
 
 from expscale_core.embed.base import Embedder
+from expscale_core.embed.keys import embed_keys
 from expscale_core.episodes.queue import EpisodeQueue
 from expscale_core.errors import ExpscaleError, ScopeError
 from expscale_core.experience import Experience
@@ -114,8 +115,7 @@ def _write_all_or_nothing(engine: Memory, items: list[Experience], progress: Cal
     try:
         for start in range(0, len(items), _BATCH):
             batch = items[start : start + _BATCH]
-            vectors = engine.embedder.embed([e.embedding_text() for e in batch])
-            engine.store.upsert(list(zip(batch, vectors)))
+            engine.store.upsert(list(zip(batch, embed_keys(engine.embedder, batch))))
             if progress is not None:
                 progress(len(batch))
     except BaseException:

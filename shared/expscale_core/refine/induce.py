@@ -28,11 +28,13 @@ from expscale_core.distill.lesson import (
 )
 from expscale_core.distill.rules import verified_example
 from expscale_core.embed.base import Embedder
+from expscale_core.embed.keys import embed_keys
 from expscale_core.errors import LLMError
 from expscale_core.experience import Experience, ExperienceKind, Provenance
 from expscale_core.llm import LLM
 from expscale_core.refine.clusters import Row, duplicate_clusters
 from expscale_core.safety.screen import screen
+from expscale_core.store.base import Keys
 
 __all__ = ["INDUCE_PROMPT_VERSION", "induce_rules"]
 
@@ -60,7 +62,7 @@ def induce_rules(
     now: datetime,
     dirty: set[str] | None = None,
     screen_llm: Callable[[str, str], list[str]] | None = None,
-) -> list[tuple[Experience, list[float]]]:
+) -> list[tuple[Experience, Keys]]:
     """New rule lessons, with their vectors, for groups of verified examples that no stored rule lists yet.
 
     ``items``: one scope's active records with unit vectors. Examples group when linked at ``threshold`` or
@@ -79,7 +81,7 @@ def induce_rules(
     groups = sorted(
         (sorted((examples[i] for i in c), key=lambda x: x.exp.created_at) for c in clusters), key=len, reverse=True
     )
-    out: list[tuple[Experience, list[float]]] = []
+    out: list[tuple[Experience, Keys]] = []
     for group in groups:
         if len(out) >= limit:
             break
@@ -96,7 +98,7 @@ def _induce(
     embedder: Embedder,
     now: datetime,
     screen_llm: Callable[[str, str], list[str]] | None,
-) -> tuple[Experience, list[float]] | None:
+) -> tuple[Experience, Keys] | None:
     shown = group[-_SHOWN:]
     newest = shown[-1]
     taught = Taught(newest.request, newest.answer, None, tuple((x.request, x.answer) for x in shown[:-1]))
@@ -135,4 +137,4 @@ def _induce(
         created_at=now,
         updated_at=now,
     )
-    return rule, embedder.embed([rule.embedding_text()])[0]
+    return rule, embed_keys(embedder, [rule])[0]

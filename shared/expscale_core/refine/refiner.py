@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from expscale_core.distill.render import PROMPT_VERSION, load_prompt, render_handles
 from expscale_core.embed.base import Embedder
+from expscale_core.embed.keys import embed_keys
 from expscale_core.episode import utcnow
 from expscale_core.errors import LLMError
 from expscale_core.experience import Experience, ExperienceKind, ExperienceStatus, Provenance
@@ -37,7 +38,7 @@ from expscale_core.safety.screen import screen
 from expscale_core.scope import Scope
 from expscale_core.scoring import count_tokens, decay, utility_from_counts
 from expscale_core.settings import RefineSettings
-from expscale_core.store.base import ExperienceStore
+from expscale_core.store.base import ExperienceStore, Keys
 
 __all__ = ["RefineReport", "Refiner", "dirty_pairs", "duplicate_clusters", "retention_value", "similar_pairs"]
 
@@ -257,11 +258,11 @@ class Refiner:
                 supersedes=[m.id for m in members],
             )
             fresh = combine_stats(fresh, members, now)  # the new record brings no statistics of its own
-            vector = self.embedder.embed([fresh.embedding_text()])[0]
-            inserted = self.store.insert_new([(fresh, vector)])
+            keys = embed_keys(self.embedder, [fresh])[0]
+            inserted = self.store.insert_new([(fresh, keys)])
             if fresh.id not in inserted:  # a delete covered a member meanwhile: its text must not live on here
                 return None
-            return inserted[fresh.id], np.asarray(vector, dtype=np.float32)
+            return inserted[fresh.id], np.asarray(keys[0], dtype=np.float32)
         written = self.store.write_if([(combine_stats(best, members, now), None)])
         if best.id not in written:
             report.conflicts += 1
@@ -282,7 +283,7 @@ class Refiner:
         if self.llm is None or not s.induce_rules or s.max_inductions == 0:
             return []
         dirty = None if since is None else {e.id for e, _ in items if e.updated_at >= since}
-        new: list[tuple[Experience, list[float]]] = []
+        new: list[tuple[Experience, Keys]] = []
         for group in _by_audience((e, v) for e, v in items if e.id in alive):
             matrix = unit_rows([v for _, v in group])
             new += induce_rules(

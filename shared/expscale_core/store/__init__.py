@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from expscale_core.store.base import ExperienceStore, Vector
+from expscale_core.store.base import Embedding, ExperienceStore, Keys, Vector
 
 if TYPE_CHECKING:
     from expscale_core.store.edge import EdgeExperienceStore
     from expscale_core.store.qdrant import QdrantExperienceStore
 
-__all__ = ["EdgeExperienceStore", "ExperienceStore", "QdrantExperienceStore", "Vector"]
+__all__ = ["EdgeExperienceStore", "Embedding", "ExperienceStore", "Keys", "QdrantExperienceStore", "Vector"]
 
 
 def __getattr__(name: str) -> Any:

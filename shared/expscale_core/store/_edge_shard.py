@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -10,23 +11,49 @@ from typing import TYPE_CHECKING, Any
 from expscale_core.errors import StoreError
 from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
-from expscale_core.store._records import INDEXED_FIELDS, Line, reader_lines, scope_terms, to_payload, to_vector
-from expscale_core.store.base import Vector
+from expscale_core.store._records import INDEXED_FIELDS, Line, point_vector, reader_lines, scope_terms, to_payload
+from expscale_core.store.base import Embedding
 
 if TYPE_CHECKING:
     import qdrant_edge as qe
 
-__all__ = ["conditional_ops", "copy_shard", "create_shard", "edge_config", "edge_filter", "ensure_room", "folder_bytes"]
+__all__ = [
+    "conditional_ops",
+    "copy_shard",
+    "create_shard",
+    "edge_config",
+    "edge_filter",
+    "ensure_room",
+    "folder_bytes",
+    "stored_multi_key",
+]
 
 
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def edge_config(dimension: int) -> qe.EdgeConfig:
+def edge_config(dimension: int, *, multi_key: bool = True) -> qe.EdgeConfig:
+    """A shard whose points hold several keys, scored by the best one (``multi_key``), or one vector each."""
     import qdrant_edge as qe
 
-    return qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine))
+    multi = qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim) if multi_key else None
+    return qe.EdgeConfig(
+        vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine, multivector_config=multi)
+    )
+
+
+def stored_multi_key(path: Path) -> bool:
+    """Whether the shard at ``path`` holds several keys per point (True for a shard not created yet). Shards from
+    before 0.5 hold one vector each, and go on doing so."""
+    try:
+        vectors = json.loads((path / "edge_config.json").read_text())["vectors"]
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"could not read the Qdrant Edge config at {path}: {exc}") from exc
+    default = vectors.get("", {}) if isinstance(vectors, dict) else {}
+    return bool(isinstance(default, dict) and default.get("multivector_config"))
 
 
 def create_shard(path: Path, config: qe.EdgeConfig) -> qe.EdgeShard:
@@ -51,7 +78,7 @@ def copy_shard(folder: Path, config: qe.EdgeConfig, page: Callable[[Any], tuple[
         while True:
             records, offset = page(offset)
             if records:
-                points = [qe.Point(r.id, to_vector(r.vector) or [], r.payload) for r in records]
+                points = [qe.Point(r.id, r.vector, r.payload) for r in records if r.vector is not None]
                 target.update(qe.UpdateOperation.upsert_points(points))
             if offset is None or not records:
                 break
@@ -105,7 +132,7 @@ def _revision_filter(point_id: str, revision: str) -> qe.Filter:
 
 
 def conditional_ops(
-    wanted: Sequence[tuple[Experience, Experience, Vector | None]], *, insert_only: bool
+    wanted: Sequence[tuple[Experience, Experience, Embedding | None]], *, insert_only: bool, multi_key: bool
 ) -> list[qe.UpdateOperation]:
     """The writes of ``(as read, to write, vector)`` triples: inserts that never overwrite, or writes that land
     only on a point still at the revision read (the payload alone when there is no vector)."""
@@ -113,7 +140,7 @@ def conditional_ops(
 
     ops = []
     for old, new, vector in wanted:
-        point = qe.Point(new.id, [float(x) for x in vector], to_payload(new)) if vector is not None else None
+        point = None if vector is None else qe.Point(new.id, point_vector(vector, multi_key=multi_key), to_payload(new))
         if insert_only:
             assert point is not None
             ops.append(qe.UpdateOperation.upsert_points([point], None, qe.UpdateMode.InsertOnly))

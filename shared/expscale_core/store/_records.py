@@ -10,14 +10,16 @@ from typing import Any
 from expscale_core.errors import ScopeError
 from expscale_core.experience import Experience, Visibility
 from expscale_core.scope import Scope
-from expscale_core.store.base import Vector
+from expscale_core.store.base import Embedding, Keys, Vector
 
 __all__ = [
     "INDEXED_FIELDS",
     "SCOPE_FIELDS",
     "Line",
     "clamp_score",
+    "keys_of",
     "point_ids",
+    "point_vector",
     "reader_lines",
     "scope_terms",
     "stamped",
@@ -95,11 +97,31 @@ def to_record(point_id: Any, data: dict[str, Any] | None) -> Experience:
 
 
 def to_vector(raw: Any) -> Vector | None:
+    """A stored point's own vector: the first of its keys when it holds several."""
     if raw is None:
         return None
     if isinstance(raw, dict):  # named vectors: take the unnamed default
         raw = raw.get("", next(iter(raw.values()), None))
+    if raw is not None and _nested(raw):
+        raw = raw[0]
     return [float(x) for x in raw] if raw is not None else None
+
+
+def _nested(vector: Any) -> bool:
+    return len(vector) > 0 and hasattr(vector[0], "__len__")
+
+
+def keys_of(embedding: Embedding) -> Keys:
+    """``embedding`` as a list of keys (one vector is one key)."""
+    if _nested(embedding):
+        return [[float(x) for x in key] for key in embedding]  # type: ignore[union-attr]
+    return [[float(x) for x in embedding]]  # type: ignore[arg-type]
+
+
+def point_vector(embedding: Embedding, *, multi_key: bool) -> list[float] | list[list[float]]:
+    """What a point stores: every key in a collection that scores by the best key, else the record's own."""
+    keys = keys_of(embedding)
+    return keys if multi_key else keys[0]
 
 
 def point_ids(ids: Iterable[str]) -> list[str]:

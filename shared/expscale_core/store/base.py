@@ -9,9 +9,14 @@ from expscale_core.experience import Experience, ExperienceStatus
 from expscale_core.scope import Scope
 from expscale_core.store.deletion_log import Deletion
 
-__all__ = ["ExperienceStore", "Vector"]
+__all__ = ["Embedding", "ExperienceStore", "Keys", "Vector"]
 
 Vector = list[float]
+Keys = list[Vector]
+"""A record's retrieval keys: its own vector first (what reads return, and what clustering and duplicate checks
+compare), then one per request phrasing it applies to (:meth:`Experience.retrieval_keys`)."""
+Embedding = Vector | Keys
+"""What a write takes: one vector, or a record's retrieval keys."""
 
 
 @runtime_checkable
@@ -26,7 +31,9 @@ class ExperienceStore(Protocol):
           which is what every write path (distillation, merge, caps) uses; ``as_reader=True`` (serving a prompt)
           sees what a reader in ``scope`` may read instead: its own line of scopes, what is shared with its
           namespace and what is published to it (:func:`expscale_core.store._records.reader_lines`);
-        - ``search`` similarity is cosine in [-1, 1], higher is better, results best first;
+        - ``search`` similarity is cosine in [-1, 1], higher is better, results best first; a record written with
+          several keys scores by its best key (a store created before 0.5 keeps the first key only);
+        - reads with vectors give each record's own vector (the first key);
         - ``update`` rewrites payloads only, vectors are kept;
         - every write gives the record a new ``revision``; ``write_if`` writes only over the revision it was given;
         - errors are raised as :class:`~expscale_core.errors.StoreError`.
@@ -36,18 +43,18 @@ class ExperienceStore(Protocol):
         """Create the collection, or check an existing one has ``dimension`` and cosine distance."""
         ...
 
-    def upsert(self, items: Sequence[tuple[Experience, Vector]]) -> None: ...
+    def upsert(self, items: Sequence[tuple[Experience, Embedding]]) -> None: ...
 
     def update(self, experiences: Sequence[Experience]) -> None: ...
 
-    def insert_new(self, items: Sequence[tuple[Experience, Vector]]) -> dict[str, Experience]:
+    def insert_new(self, items: Sequence[tuple[Experience, Embedding]]) -> dict[str, Experience]:
         """Insert the records whose ids do not exist yet; never overwrite one that does. Returns the records
         inserted, by id (read back: two writers inserting one id at once, exactly one of them gets it)."""
         ...
 
-    def write_if(self, items: Sequence[tuple[Experience, Vector | None]]) -> dict[str, Experience]:
+    def write_if(self, items: Sequence[tuple[Experience, Embedding | None]]) -> dict[str, Experience]:
         """Write each record only if the stored one is still at the record's ``revision`` (what the writer read):
-        its payload, and its vector when one is given. Returns the records written, by id, with their new
+        its payload, and its vector (or keys) when given. Returns the records written, by id, with their new
         revisions; an id missing from it was changed or deleted meanwhile and was not written (read it again).
         Qdrant rejects a conditional write silently, so implementations read back what they wrote."""
         ...

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from expscale_core.errors import CollectionMismatchError, StoreError, StoreLockedError
-from expscale_core.experience import Experience, ExperienceStatus
+from expscale_core.experience import MAX_PHRASINGS, Experience, ExperienceStatus
 from expscale_core.scope import Scope
 from expscale_core.store._edge_build import IndexBuild
 from expscale_core.store._edge_shard import (
@@ -28,10 +28,11 @@ from expscale_core.store._edge_shard import (
     edge_filter,
     ensure_room,
     folder_bytes,
+    stored_multi_key,
 )
 from expscale_core.store._records import clamp_score as _clamp
-from expscale_core.store._records import point_ids, stamped, to_payload, to_record, to_vector, written
-from expscale_core.store.base import Vector
+from expscale_core.store._records import point_ids, point_vector, stamped, to_payload, to_record, to_vector, written
+from expscale_core.store.base import Embedding, Vector
 from expscale_core.store.coordination import Coordinated
 from expscale_core.store.deletion_log import MemoryDeletionLog
 from expscale_core.store.lease import MemoryLeaseCell
@@ -79,6 +80,8 @@ class EdgeExperienceStore(Coordinated):
         self._on_close = on_close
         self._shard: qe.EdgeShard | None = None
         self._dimension: int | None = None
+        self._multi_key = True
+        """Points hold several keys, scored by the best one; False for a shard created before 0.5."""
         # The shard is shared by the caller's threads and the worker; one lock keeps the binding's calls serial.
         self._lock = threading.RLock()
         self._leases = MemoryLeaseCell()
@@ -121,9 +124,10 @@ class EdgeExperienceStore(Coordinated):
                 return
             if self._closed:
                 raise StoreError(f"the experience store at {self.path} is closed")
-            config = edge_config(dimension)
             self._finish_interrupted_compaction()
             exists = (self.path / "edge_config.json").exists()
+            multi_key = stored_multi_key(self.path)
+            config = edge_config(dimension, multi_key=multi_key)
             try:
                 if exists:
                     shard = qe.EdgeShard.load(str(self.path), config)
@@ -143,7 +147,7 @@ class EdgeExperienceStore(Coordinated):
                         "server and set EXPSCALE_STORE__URL (README: 'Several workers, several servers')"
                     ) from exc
                 raise StoreError(f"could not open the Qdrant Edge store at {self.path}: {exc}") from exc
-            self._shard, self._dimension = shard, dimension
+            self._shard, self._dimension, self._multi_key = shard, dimension, multi_key
 
     def _finish_interrupted_compaction(self) -> None:
         old_dir = self.path.with_name(self.path.name + ".old")
@@ -171,16 +175,18 @@ class EdgeExperienceStore(Coordinated):
 
     def _record_bytes(self, experiences: Iterable[Experience]) -> int:
         # Payload, vector and WAL copies of both; generous, since being short means SIGBUS.
-        per_vector = 4 * (self._dimension or 384)
+        per_vector = 4 * (self._dimension or 384) * (1 + MAX_PHRASINGS)
         return sum(3 * (len(e.content) + len(e.applicability) + 2048 + per_vector) for e in experiences)
 
-    def upsert(self, items: Sequence[tuple[Experience, Vector]]) -> None:
+    def upsert(self, items: Sequence[tuple[Experience, Embedding]]) -> None:
         import qdrant_edge as qe
 
         self._ensure_room(self._record_bytes(e for e, _ in items), f"write of {len(items)} experiences")
         for start in range(0, len(items), _UPSERT_BATCH):
             chunk = items[start : start + _UPSERT_BATCH]
-            points = [qe.Point(e.id, [float(x) for x in v], to_payload(stamped(e))) for e, v in chunk]
+            points = [
+                qe.Point(e.id, point_vector(v, multi_key=self._multi_key), to_payload(stamped(e))) for e, v in chunk
+            ]
             self._call(
                 "upsert",
                 lambda s, p=points: s.update(qe.UpdateOperation.upsert_points(p)),  # type: ignore[misc]
@@ -199,20 +205,20 @@ class EdgeExperienceStore(Coordinated):
             self._ensure_room(self._record_bytes(experiences), f"update of {len(experiences)} experiences")
             self._call("update", run, touched=[e.id for e in experiences])
 
-    def insert_new(self, items: Sequence[tuple[Experience, Vector]]) -> dict[str, Experience]:
+    def insert_new(self, items: Sequence[tuple[Experience, Embedding]]) -> dict[str, Experience]:
         return self._conditional("insert", [(e, stamped(e), v) for e, v in items], insert_only=True)
 
-    def write_if(self, items: Sequence[tuple[Experience, Vector | None]]) -> dict[str, Experience]:
+    def write_if(self, items: Sequence[tuple[Experience, Embedding | None]]) -> dict[str, Experience]:
         return self._conditional("conditional write", [(e, stamped(e), v) for e, v in items], insert_only=False)
 
     def _conditional(
-        self, what: str, wanted: Sequence[tuple[Experience, Experience, Vector | None]], *, insert_only: bool
+        self, what: str, wanted: Sequence[tuple[Experience, Experience, Embedding | None]], *, insert_only: bool
     ) -> dict[str, Experience]:
         valid = set(point_ids(e.id for e, _, _ in wanted))
         wanted = [w for w in wanted if w[0].id in valid]
         if not wanted:
             return {}
-        ops = conditional_ops(wanted, insert_only=insert_only)
+        ops = conditional_ops(wanted, insert_only=insert_only, multi_key=self._multi_key)
         self._ensure_room(self._record_bytes(new for _, new, _ in wanted), f"{what} of {len(wanted)} experiences")
 
         def run(shard: qe.EdgeShard) -> None:
@@ -260,7 +266,7 @@ class EdgeExperienceStore(Coordinated):
 
         request = qe.QueryRequest(
             limit=limit,
-            query=qe.Query.Nearest([float(x) for x in vector]),
+            query=qe.Query.Nearest([[float(x) for x in vector]] if self._multi_key else [float(x) for x in vector]),
             filter=edge_filter(scope, statuses, exact=exact_scope, reader=as_reader),
             score_threshold=min_similarity,
             with_payload=True,
@@ -349,7 +355,7 @@ class EdgeExperienceStore(Coordinated):
             self._ensure_room(2 * folder_bytes(self.path), "index build (a copy of the store, then its index)")
             build = IndexBuild(self.path.with_name(self.path.name + ".build"))
             self._build = build  # from here on, every write is noted for the replay
-            config = edge_config(self._dimension)
+            config = edge_config(self._dimension, multi_key=self._multi_key)
 
         started = time.perf_counter()
         try:
@@ -378,7 +384,7 @@ class EdgeExperienceStore(Coordinated):
             if self._shard is None or self._dimension is None:
                 self._drop_build()
                 return False
-            dimension, config = self._dimension, edge_config(self._dimension)
+            dimension, config = self._dimension, edge_config(self._dimension, multi_key=self._multi_key)
             try:
                 built = qe.EdgeShard.load(str(build.folder), config)
                 try:
@@ -425,7 +431,7 @@ class EdgeExperienceStore(Coordinated):
                 return
             self._ensure_room(folder_bytes(self.path), "compaction (a rewrite of the store)")
             fresh_dir = self.path.with_name(self.path.name + ".compact")
-            config = edge_config(self._dimension)
+            config = edge_config(self._dimension, multi_key=self._multi_key)
             try:
                 copy_shard(fresh_dir, config, self._page)
                 self._shard.close()

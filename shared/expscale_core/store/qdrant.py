@@ -21,6 +21,7 @@ from expscale_core.store._records import (
     INDEXED_FIELDS,
     Line,
     point_ids,
+    point_vector,
     reader_lines,
     scope_terms,
     stamped,
@@ -30,7 +31,7 @@ from expscale_core.store._records import (
     written,
 )
 from expscale_core.store._records import clamp_score as _clamp
-from expscale_core.store.base import Vector
+from expscale_core.store.base import Embedding, Vector
 from expscale_core.store.coordination import Coordinated
 
 __all__ = ["QdrantExperienceStore"]
@@ -41,6 +42,9 @@ T = TypeVar("T")
 
 class QdrantExperienceStore(Coordinated):
     """Experiences as Qdrant points: the vector embeds the experience, the payload is the record.
+
+    A collection it creates holds several keys per point (a multivector scored by its best key, ``MAX_SIM``);
+    one created before 0.5, with a plain vector, keeps working with one key per record.
 
     Build it with a client you configured, or with :meth:`open`:
 
@@ -58,6 +62,7 @@ class QdrantExperienceStore(Coordinated):
         # The embedded client is not documented as thread-safe; the worker and the caller share it.
         self._lock: AbstractContextManager[Any] = threading.RLock() if self._local else nullcontext()
         self._ready = False
+        self._multi_key = True
         self._leases = self._deletions = QdrantCoordination(client, collection, self._call)
 
     @classmethod
@@ -104,7 +109,11 @@ class QdrantExperienceStore(Coordinated):
             return
         exists = self._call("collection check", lambda: self.client.collection_exists(self.collection))
         if not exists:
-            params = qm.VectorParams(size=dimension, distance=qm.Distance.COSINE)
+            params = qm.VectorParams(
+                size=dimension,
+                distance=qm.Distance.COSINE,
+                multivector_config=qm.MultiVectorConfig(comparator=qm.MultiVectorComparator.MAX_SIM),
+            )
             self._call("create", lambda: self.client.create_collection(self.collection, vectors_config=params))
             if not self._local:
                 for field in INDEXED_FIELDS:
@@ -129,12 +138,23 @@ class QdrantExperienceStore(Coordinated):
                     "(EXPSCALE_STORE__COLLECTION), or export, delete the collection and import again "
                     "(`expscale export` / `expscale import` re-embed)"
                 )
+            multi = vectors.multivector_config
+            if multi is not None and multi.comparator != qm.MultiVectorComparator.MAX_SIM:
+                raise CollectionMismatchError(
+                    f"collection '{self.collection}' compares multivectors by {multi.comparator.value}; expscale "
+                    "scores a record by its best key (max_sim). Use another collection name "
+                    "(EXPSCALE_STORE__COLLECTION)"
+                )
+            self._multi_key = multi is not None
         self._ready = True
 
-    def upsert(self, items: Sequence[tuple[Experience, Vector]]) -> None:
+    def _vector(self, embedding: Embedding) -> Any:
+        return point_vector(embedding, multi_key=self._multi_key)
+
+    def upsert(self, items: Sequence[tuple[Experience, Embedding]]) -> None:
         if not items:
             return
-        points = [qm.PointStruct(id=e.id, vector=list(v), payload=to_payload(stamped(e))) for e, v in items]
+        points = [qm.PointStruct(id=e.id, vector=self._vector(v), payload=to_payload(stamped(e))) for e, v in items]
         self._call("upsert", lambda: self.client.upsert(self.collection, points=points, wait=True))
 
     def update(self, experiences: Sequence[Experience]) -> None:
@@ -148,19 +168,19 @@ class QdrantExperienceStore(Coordinated):
         ]
         self._call("update", lambda: self.client.batch_update_points(self.collection, ops, wait=True))
 
-    def insert_new(self, items: Sequence[tuple[Experience, Vector]]) -> dict[str, Experience]:
+    def insert_new(self, items: Sequence[tuple[Experience, Embedding]]) -> dict[str, Experience]:
         valid = set(point_ids(e.id for e, _ in items))
         wanted = [(e, stamped(e), v) for e, v in items if e.id in valid]
         if not wanted:
             return {}
-        points = [qm.PointStruct(id=new.id, vector=list(v), payload=to_payload(new)) for _, new, v in wanted]
+        points = [qm.PointStruct(id=new.id, vector=self._vector(v), payload=to_payload(new)) for _, new, v in wanted]
         self._call(
             "insert",
             lambda: self.client.upsert(self.collection, points, wait=True, update_mode=qm.UpdateMode.INSERT_ONLY),
         )
         return written(wanted, self.get([new.id for _, new, _ in wanted]))
 
-    def write_if(self, items: Sequence[tuple[Experience, Vector | None]]) -> dict[str, Experience]:
+    def write_if(self, items: Sequence[tuple[Experience, Embedding | None]]) -> dict[str, Experience]:
         valid = set(point_ids(e.id for e, _ in items))
         wanted = [(e, stamped(e), v) for e, v in items if e.id in valid]
         ops: list[qm.UpdateOperation] = []
@@ -171,7 +191,7 @@ class QdrantExperienceStore(Coordinated):
                     qm.OverwritePayloadOperation(overwrite_payload=qm.SetPayload(payload=to_payload(new), filter=at))
                 )
             else:
-                point = qm.PointStruct(id=new.id, vector=list(vector), payload=to_payload(new))
+                point = qm.PointStruct(id=new.id, vector=self._vector(vector), payload=to_payload(new))
                 batch = qm.PointsList(points=[point], update_filter=at, update_mode=qm.UpdateMode.UPDATE_ONLY)
                 ops.append(qm.UpsertOperation(upsert=batch))
         if ops:
@@ -193,7 +213,7 @@ class QdrantExperienceStore(Coordinated):
             "query",
             lambda: self.client.query_points(
                 self.collection,
-                query=list(vector),
+                query=[list(vector)] if self._multi_key else list(vector),
                 query_filter=_filter(scope, statuses, exact=exact_scope, reader=as_reader),
                 limit=limit,
                 score_threshold=min_similarity,
