@@ -80,6 +80,8 @@ class BackgroundLoop:
     _unreleased: set[str] = field(default_factory=set)
     _llm_persisted: dict[str, int] = field(default_factory=dict)
     _import_settled: bool = False
+    _store_refusing: bool = False
+    """Distillation is waiting for the store (down, or out of disk): said once, at WARNING, until it works again."""
 
     def step(self, draining: bool) -> int:
         """One batch of the worker thread; how many items it handled."""
@@ -197,6 +199,9 @@ class BackgroundLoop:
                 count_attempt=not store_down,  # an outage of the store is not this episode's fault
             )
             if store_down:
+                if not self._store_refusing:
+                    log.warning("the store refuses writes, distillation waits (episodes stay queued): %s", exc)
+                self._store_refusing = True
                 raise _StoreDown from exc
             log.warning(
                 "episode %s: distillation failed (%s); %s",
@@ -211,6 +216,9 @@ class BackgroundLoop:
             return
         self.queue.complete([episode.id])
         self._new_since_refine += len(plan.new)
+        if self._store_refusing:
+            self._store_refusing = False
+            log.warning("the store takes writes again; distillation goes on")
 
     def flush_credits(self) -> int:
         """Write retrieval counts and feedback credits to the store. Kept for later if the store fails.
