@@ -55,19 +55,30 @@ def to_text(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
+    if isinstance(value, dict):  # a chain's usual input, before the slower abstract-class checks
+        return _mapping_text(value)
     if isinstance(value, BaseMessage):
         return text_of(value.content)
     if isinstance(value, PromptValue):
         return value.to_string()
     if isinstance(value, Mapping):
-        if len(value) == 1:
-            return to_text(next(iter(value.values())))
-        for key in ("input", "question", "query", "output", "answer", "text", "messages"):
-            if key in value:
-                return to_text(value[key])
+        return _mapping_text(value)
     if isinstance(value, Sequence) and value and all(isinstance(v, BaseMessage) for v in value):
         humans = [v for v in value if isinstance(v, HumanMessage)]
         return text_of((humans or list(value))[-1].content)
+    return _dumped(value)
+
+
+def _mapping_text(value: Mapping[Any, Any]) -> str:
+    if len(value) == 1:
+        return to_text(next(iter(value.values())))
+    for key in ("input", "question", "query", "output", "answer", "text", "messages"):
+        if key in value:
+            return to_text(value[key])
+    return _dumped(value)
+
+
+def _dumped(value: Any) -> str:
     try:
         return json.dumps(value, default=str, ensure_ascii=False)
     except (TypeError, ValueError):
@@ -76,6 +87,8 @@ def to_text(value: Any) -> str:
 
 def output_text(value: Any) -> str:
     """A readable string for a run's output: for messages (an agent's or a graph's state), the last answer."""
+    if isinstance(value, str):
+        return value
     messages = value.get("messages") if isinstance(value, Mapping) else value
     if isinstance(messages, Sequence) and messages and all(isinstance(v, BaseMessage) for v in messages):
         answers = [v for v in messages if isinstance(v, AIMessage)]

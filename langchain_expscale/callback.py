@@ -82,9 +82,8 @@ class ExperienceCallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         rid, pid = _text_id(run_id), _id(parent_run_id)
-        if pid is not None and self.recorder.root_of(pid) is not None:
-            self.recorder.join(rid, pid)  # a nested step: only the root's input is the episode's, so no text work
-        else:
+        # A nested step of a tracked run joins it: only the root's input is the episode's, so no text work.
+        if pid is None or not self.recorder.join(rid, pid):
             user = (kwargs.get("metadata") or {}).get("user_id")  # config={"metadata": {"user_id": ...}}
             self.recorder.start(rid, pid, input=to_text(inputs), name=kwargs.get("name"), user=_user(user))
 

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,27 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def test_the_writer_wakes_the_distiller_once_per_batch_it_made_durable_never_the_caller(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    q = EpisodeQueue(path, commit_interval_s=0.3)
+    woken: list[tuple[str, int]] = []
+
+    def on_commit() -> None:  # what it finds on disk, through a connection of its own
+        with sqlite3.connect(path) as db:
+            woken.append((threading.current_thread().name, db.execute("SELECT count(*) FROM episodes").fetchone()[0]))
+
+    q.on_commit(on_commit)
+    assert [q.put(Episode(input=f"q{i}"), wait=False) for i in range(20)] == [False] * 20  # buffered
+    assert woken == [], "capture wakes nobody on the caller's thread"
+    deadline = time.monotonic() + 10
+    while not woken:
+        assert time.monotonic() < deadline, "the writer never reported its commit"
+        time.sleep(0.01)
+    assert woken == [("expscale-capture", 20)], "one batch, already durable when the distiller is woken"
+    assert q.put(Episode(input="now"), wait=True) is True
+    q.close()
 
 
 def test_episodes_survive_a_restart(tmp_path: Path) -> None:

@@ -134,6 +134,7 @@ class ExperienceEngine:
             store, embedder, self.retrieve_settings, self._usage, clock, distrusted=self._loop.distrusted
         )
         self._worker = BackgroundWorker(self._loop.step, idle_s=self.distill_settings.idle_s)
+        queue.on_commit(self._wake)
         self._closed = False
         self._autostart = autostart
         self.redact = redact
@@ -176,9 +177,10 @@ class ExperienceEngine:
         if self.redact is not None:
             episode = redact_episode(episode, self.redact)
         # Without autostart nothing runs in the background, so the episode is committed right here.
-        self.queue.put(episode, wait=not self._autostart)
+        committed = self.queue.put(episode, wait=not self._autostart)
         self._worker.touch()  # capture is app activity: the worker keeps out of its way
-        self._wake()
+        if committed or not self._worker.running:  # else the queue's writer wakes it once its batch is durable
+            self._wake()
         return episode.id
 
     def flush(self) -> None:

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from expscale_core.capture.redact import Redactor, redact_episode
@@ -64,11 +65,15 @@ def episodes_from_messages(
     return episodes
 
 
-@dataclass
+@dataclass(slots=True)
 class _Open:
-    """An episode under construction, with the steps still waiting for their end event."""
+    """An episode under construction, with the steps still waiting for their end event. Plain fields: the
+    :class:`Episode` is built once, when the run ends (capture runs on the caller's thread)."""
 
-    episode: Episode
+    input: str
+    metadata: dict[str, Any]
+    started_at: datetime
+    steps: list[Step] = field(default_factory=list)
     pending: dict[str, Step] = field(default_factory=dict)
     members: list[str] = field(default_factory=list)  # nested run ids, forgotten with the episode
 
@@ -137,15 +142,17 @@ class EpisodeRecorder:
                     return
                 if run_id in self._root_of:
                     return
+                if not run_id.strip():
+                    raise ValueError("a root run needs a non-empty run id: it becomes the episode id")
                 self._root_of[run_id] = run_id
                 metadata = {**self.metadata, **({"name": name} if name else {}), **({"user": user} if user else {})}
-                episode = Episode(id=run_id, scope=self.scope, input=input or "", metadata=metadata)
-                self._open[run_id] = _Open(episode)
+                self._open[run_id] = _Open(_text(input), metadata, utcnow())
         except Exception:  # capture must never break the user's run
             log.exception("expscale: could not open an episode for run %s", run_id)
 
-    def join(self, run_id: str, parent_id: str) -> None:
-        """A nested run began; it joins its parent's episode if the parent is tracked, else nothing happens.
+    def join(self, run_id: str, parent_id: str) -> bool:
+        """A nested run began; it joins its parent's episode if the parent is tracked (True), else nothing
+        happens (False).
 
         For frameworks where many top-level runs are not user requests (index building, embedding), so
         only some roots open episodes.
@@ -154,6 +161,7 @@ class EpisodeRecorder:
             root = self._root_of.get(parent_id)
             if root is not None:
                 self._map(run_id, root)
+            return root is not None
 
     def _map(self, run_id: str, root: str) -> None:
         if run_id not in self._root_of:
@@ -182,7 +190,7 @@ class EpisodeRecorder:
                     if twin is not None:
                         state.pending[run_id] = twin
                         return
-                state.episode.steps.append(step)
+                state.steps.append(step)
                 if pending:
                     state.pending[run_id] = step
         except Exception:
@@ -269,11 +277,17 @@ class EpisodeRecorder:
                     return None
                 for rid in [run_id, *state.members]:
                     self._root_of.pop(rid, None)
-            episode = state.episode
-            episode.output = output
-            if input and not episode.input:
-                episode.input = input
-            episode.ended_at = utcnow()
+            # Built here, once, with every field: validating them together is cheaper than setting them one by one.
+            episode = Episode(
+                id=run_id,
+                scope=self.scope,
+                input=state.input or _text(input),
+                output=output,
+                steps=state.steps,
+                metadata=state.metadata,
+                started_at=state.started_at,
+                ended_at=utcnow(),
+            )
             if self.redact is not None:  # on a storable copy: captured values may hold cycles
                 episode = redact_episode(storable_model(episode), self.redact)
             self._record(episode)
@@ -304,3 +318,9 @@ class EpisodeRecorder:
         self._record(None)
         with self._lock:
             return len(self._unsaved)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return "" if value is None else str(value)

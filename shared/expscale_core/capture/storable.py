@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from expscale_core.scope import Scope
+
 __all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_FIELD_CHARS", "storable_model", "storable_text", "storable_value"]
 
 DEFAULT_MAX_FIELD_CHARS = 200_000
@@ -115,8 +117,15 @@ def storable_model(model: Any, *, max_chars: int = DEFAULT_MAX_FIELD_CHARS, max_
     """A copy of a pydantic model (an episode and its steps) whose every field is storable; the model itself
     when nothing needed fixing, so the common case allocates nothing."""
     update: dict[str, Any] = {}
+    fields = model.__dict__  # a pydantic model's field values, without an attribute lookup per field
     for name in _field_names(type(model)):
-        value = getattr(model, name)
+        value = fields[name]
+        kind = type(value)
+        # The usual fields, judged by exact type before anything slower: capture runs this on the caller's thread.
+        if kind is str and len(value) <= max_chars and value.isascii():
+            continue
+        if value is None or kind in _FAST_ATOMS or ((kind is list or kind is dict) and not value):
+            continue
         fixed = _field(value, max_chars, max_depth)
         if fixed is not value:
             update[name] = fixed
@@ -124,6 +133,7 @@ def storable_model(model: Any, *, max_chars: int = DEFAULT_MAX_FIELD_CHARS, max_
 
 
 _NAMES: dict[type, tuple[str, ...]] = {}
+_FAST_ATOMS = frozenset({bool, int, datetime})
 
 
 def _field_names(cls: type) -> tuple[str, ...]:
@@ -138,8 +148,8 @@ def _field(value: Any, max_chars: int, max_depth: int) -> Any:
         return storable_text(value, max_chars)  # the same object when nothing changed
     if value is None or isinstance(value, _ATOMS):
         return value
-    if isinstance(value, dict) and not value:
-        return value
+    if type(value) is Scope:  # one of a handful per process, immutable: judged once
+        return _storable_scope(value, max_chars)
     if isinstance(value, BaseModel):
         return storable_model(value, max_chars=max_chars, max_depth=max_depth)
     if isinstance(value, list) and all(isinstance(v, BaseModel) for v in value):
@@ -149,6 +159,21 @@ def _field(value: Any, max_chars: int, max_depth: int) -> Any:
         return value
     fixed = storable_value(value, max_chars=max_chars, max_depth=max_depth)
     return value if _same(fixed, value) else fixed
+
+
+_CLEAN_SCOPES: dict[int, Scope] = {}
+"""Scopes found storable as they are, by identity (each kept alive here, so its id cannot be reused)."""
+
+
+def _storable_scope(scope: Scope, max_chars: int) -> Scope:
+    if _CLEAN_SCOPES.get(id(scope)) is scope:  # a capture's scope is the recorder's, the same object each time
+        return scope
+    fixed: Scope = storable_model(scope, max_chars=max_chars)
+    if fixed is scope:
+        if len(_CLEAN_SCOPES) >= 1024:
+            _CLEAN_SCOPES.clear()
+        _CLEAN_SCOPES[id(scope)] = scope
+    return fixed
 
 
 def _plain(value: Any, max_chars: int, depth: int) -> bool:

@@ -39,7 +39,8 @@ class EpisodeQueue(ServedLedger, Journal):
 
     Example:
         >>> q = EpisodeQueue(":memory:")
-        >>> q.put(Episode(id="e1", input="hi"))
+        >>> q.put(Episode(id="e1", input="hi"))  # committed: True; buffered for the writer: False
+        True
         >>> [e.id for e in q.claim(10, ignore_delay=True)]
         ['e1']
     """
@@ -80,7 +81,7 @@ class EpisodeQueue(ServedLedger, Journal):
 
     # -- capture ---------------------------------------------------------------------------
 
-    def put(self, episode: Episode, *, wait: bool = True) -> None:
+    def put(self, episode: Episode, *, wait: bool = True) -> bool:
         """Queue ``episode`` as pending. Re-recording an id replaces it and keeps its outcome.
 
         Durability: with ``wait=True`` (or ``commit_interval_s=0``) the episode is committed to SQLite (WAL)
@@ -89,14 +90,23 @@ class EpisodeQueue(ServedLedger, Journal):
         ``commit_interval_s``, or sooner by any other queue operation, :meth:`flush` or :meth:`close`, and at
         normal interpreter exit. A kill -9 or power loss can lose only episodes captured in the last commit
         interval; a failed commit (a full disk) keeps them in memory and retries.
+
+        Returns True when the episode was committed here, False when the writer commits it (and then calls
+        :meth:`on_commit`'s callback).
         """
         if self._closing:
             raise QueueError(f"episode queue at {self.path} is closed; the episode was not queued")
         if wait or self.commit_interval_s == 0:
             with self._tx() as db:
                 self._insert(db, [episode])
-            return
+            return True
         self._buffer.append(episode)
+        return False
+
+    def on_commit(self, callback: Callable[[], None] | None) -> None:
+        """Call ``callback`` on the writer thread after each batch of buffered episodes it committed (the engine
+        wakes its distiller so: once per batch, from the thread that made the batch durable)."""
+        self._buffer.on_commit = callback
 
     def _insert(self, db: sqlite3.Connection, episodes: Sequence[Episode]) -> None:
         now = self._clock()
