@@ -328,6 +328,7 @@ def test_a_repeated_rule_adds_its_example_and_keeps_the_stored_wording() -> None
         "“Write the date March 5, 2025 for the release note.” → 2025-03-05"
     )
     assert update.applicability == "Date for the changelog?; Invoice date?"
+    assert update.phrasings == ("Date for the changelog?", "Invoice date?")  # each a retrieval key
     # The same episode again (a retry) adds nothing.
     again = stored.model_copy(update={"content": update.content})
     server = ScriptedLLM([_rule("Write every date as YYYY-MM-DD."), '{"answer": "2025-03-05"}'])

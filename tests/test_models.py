@@ -76,3 +76,19 @@ def test_conflicting_store_settings_raise_config_error(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="unset one of them"):
         ExperienceEngine.from_settings(settings)
+
+
+def test_retrieval_keys_are_the_lesson_and_its_phrasings_never_a_request_cut_at_its_semicolons() -> None:
+    rule = Experience(kind="strategy", content="Use ISO dates.", applicability="dates", phrasings=["due date?"])
+    assert rule.retrieval_keys() == ["dates\nUse ISO dates.", "due date?"]
+    verbatim = Experience(kind="fact", content="The verified answer is: 5 km.", applicability="Convert 5 km; show work")
+    assert verbatim.retrieval_keys() == [verbatim.embedding_text(), "Convert 5 km; show work"]
+    assert Experience(kind="fact", content="x").retrieval_keys() == ["x"]
+
+
+def test_phrasings_are_repaired_not_refused() -> None:
+    exp = Experience(kind="fact", content="x", phrasings=[" a  b ", "a b", "", "c", "d", "e", "f"])
+    assert exp.phrasings == ["a b", "c", "d", "e"]  # spaces folded, duplicates and blanks dropped, first four kept
+    assert exp.situation() == "a b; c; d; e"  # what the screens read beside the content
+    listed = exp.model_copy(update={"applicability": "a b; or c"})
+    assert listed.situation() == "a b; or c; c; d; e"

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import Enum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from expscale_core.episode import utcnow
 from expscale_core.scope import Scope
@@ -25,6 +25,7 @@ __all__ = [
 PHRASING_SEPARATOR = "; "
 """Between the request phrasings an applicability lists (the LLM distiller writes them so)."""
 MAX_PHRASINGS = 4
+"""Retrieval keys a record holds besides its own vector."""
 
 
 class ExperienceKind(str, Enum):
@@ -90,6 +91,10 @@ class Experience(BaseModel):
     kind: ExperienceKind
     content: str = Field(min_length=1)
     applicability: str = ""
+    phrasings: list[str] = Field(default_factory=list)
+    """Requests the lesson applies to, in other words than the one it was learned from (the LLM distiller writes
+    them): each is a retrieval key of its own (:meth:`retrieval_keys`). At most :data:`MAX_PHRASINGS`, the first
+    ones kept."""
     scope: Scope = Field(default_factory=Scope)
     provenance: Provenance = Field(default_factory=Provenance)
 
@@ -131,24 +136,37 @@ class Experience(BaseModel):
         scope's private text to another's readers)."""
         return self.scope, self.visibility, tuple(sorted(self.published_to))
 
+    @field_validator("phrasings")
+    @classmethod
+    def _phrasings(cls, value: list[str]) -> list[str]:
+        # Repaired, never refused: a record with one phrasing too many keeps its lesson.
+        return [p for p in dict.fromkeys(" ".join(x.split()) for x in value) if p][:MAX_PHRASINGS]
+
     def embedding_text(self) -> str:
         """The text that is embedded: when to use it first, then the lesson itself."""
         if self.applicability:
             return f"{self.applicability}\n{self.content}"
         return self.content
 
+    def situation(self) -> str:
+        """When it applies, as one text: its applicability, and the phrasings it does not list already (what the
+        screens read beside the content)."""
+        listed = {p.strip() for p in self.applicability.split(PHRASING_SEPARATOR)}
+        extra = [p for p in self.phrasings if p not in listed]
+        return PHRASING_SEPARATOR.join(x for x in [self.applicability, *extra] if x)
+
     def retrieval_keys(self) -> list[str]:
-        """The texts a search finds it by, best key wins: :meth:`embedding_text` first (its own vector), then
-        each request phrasing its applicability lists, so that a request worded like any one of them finds it,
-        not only one worded like their blend with the lesson.
+        """The texts a search finds it by, best key wins: :meth:`embedding_text` first (its own vector), then each
+        of its :attr:`phrasings` (else its applicability, the request a verbatim lesson was learned from), so a
+        request worded like any one of them finds it, not only one worded like their blend with the lesson.
 
         Example:
-            >>> rule = Experience(kind="strategy", content="Use ISO dates.", applicability="invoice date; due date")
+            >>> rule = Experience(kind="strategy", content="Use ISO dates.", phrasings=["invoice date", "due date"])
             >>> rule.retrieval_keys()
-            ['invoice date; due date\\nUse ISO dates.', 'invoice date', 'due date']
+            ['Use ISO dates.', 'invoice date', 'due date']
         """
-        phrasings = dict.fromkeys(p.strip() for p in self.applicability.split(PHRASING_SEPARATOR))
-        return [self.embedding_text(), *[p for p in phrasings if p][:MAX_PHRASINGS]]
+        extra = self.phrasings or ([self.applicability.strip()] if self.applicability.strip() else [])
+        return [self.embedding_text(), *extra]
 
 
 class ScoredExperience(BaseModel):

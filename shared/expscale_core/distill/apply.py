@@ -93,6 +93,7 @@ def plan_writes(
                     "kind": d.kind,
                     "content": d.content,
                     "applicability": d.applicability or target.applicability,
+                    "phrasings": list(d.phrasings) or target.phrasings,
                     "provenance": provenance(sources, d.repaired).model_copy(
                         update={
                             "merge_parents": target.provenance.merge_parents,
@@ -114,6 +115,7 @@ def plan_writes(
             kind=d.kind,
             content=d.content,
             applicability=d.applicability,
+            phrasings=list(d.phrasings),
             scope=episode.scope,
             provenance=provenance(repairs=d.repaired),
             created_at=now,
@@ -175,6 +177,7 @@ def retarget_unrelated(
                 kind=d.kind,
                 content=d.content,
                 applicability=d.applicability,
+                phrasings=d.phrasings,
                 repaired=(*d.repaired, note),
             )
         )

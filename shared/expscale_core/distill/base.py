@@ -33,6 +33,9 @@ class Decision:
     kind: ExperienceKind | None = None
     content: str | None = None
     applicability: str = ""
+    phrasings: tuple[str, ...] = ()
+    """Other wordings of requests it applies to (:attr:`Experience.phrasings`); an UPDATE without any keeps the
+    target's."""
     repaired: tuple[str, ...] = ()
     """What was fixed in the distiller's output to keep this lesson (recorded in provenance)."""
     verbatim: bool = False

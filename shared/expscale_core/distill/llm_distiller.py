@@ -32,7 +32,7 @@ from expscale_core.distill.rules import RulesDistiller, verified_example
 from expscale_core.distill.schema import DistillOutput, distill_output_model
 from expscale_core.episode import Episode
 from expscale_core.errors import LLMOutputError
-from expscale_core.experience import Experience, ExperienceKind
+from expscale_core.experience import MAX_PHRASINGS, PHRASING_SEPARATOR, Experience, ExperienceKind
 from expscale_core.llm import LLM
 
 __all__ = ["LLMDistiller", "decisions_from_output"]
@@ -187,17 +187,20 @@ def _rule_decision(lesson: RuleLesson, t: Taught, existing: Sequence[Experience]
         old_words = _words(old_rule)
         if len(new_words & old_words) / max(1, len(new_words | old_words)) < _SAME_RULE:
             continue
-        phrasings = list(dict.fromkeys([*exp.applicability.split("; "), *lesson.applies_to]))[:4]
+        known = exp.phrasings or exp.applicability.split(PHRASING_SEPARATOR)  # a rule stored before phrasings
+        phrasings = [p for p in dict.fromkeys([*known, *lesson.applies_to]) if p][:MAX_PHRASINGS]
         return Decision(
             Action.UPDATE,
             target_id=exp.id,
             kind=ExperienceKind.STRATEGY,
             content=compose_rule(old_rule, [*examples, example]),
-            applicability="; ".join(p for p in phrasings if p),
+            applicability=PHRASING_SEPARATOR.join(phrasings) or exp.applicability,
+            phrasings=tuple(phrasings),
         )
     return Decision(
         Action.ADD,
         kind=ExperienceKind.STRATEGY,
         content=compose_rule(lesson.rule, [*t.others, example]),
-        applicability="; ".join(lesson.applies_to) or t.request,
+        applicability=PHRASING_SEPARATOR.join(lesson.applies_to) or t.request,
+        phrasings=tuple(lesson.applies_to),
     )

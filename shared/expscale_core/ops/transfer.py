@@ -87,9 +87,13 @@ def import_jsonl(engine: Memory, path: str | Path, *, progress: Callable[[int], 
             "provenance": exp.provenance.model_copy(update={"embedding_model": engine.embedder.model_id})
         }
         if redact is not None:
-            update |= {"content": redact(exp.content), "applicability": redact(exp.applicability)}
+            update |= {
+                "content": redact(exp.content),
+                "applicability": redact(exp.applicability),
+                "phrasings": [redact(p) for p in exp.phrasings],
+            }
         exp = exp.model_copy(update=update)
-        reviewed = engine.screen_llm(exp.content, exp.applicability) if engine.screen_llm is not None else []
+        reviewed = engine.screen_llm(exp.content, exp.situation()) if engine.screen_llm is not None else []
         items.append(quarantine_suspect(exp, also=reviewed))
     kept = _not_deleted(items, engine.store)
     if len(kept) < len(items):

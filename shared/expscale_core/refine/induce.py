@@ -122,6 +122,7 @@ def _induce(
         kind=ExperienceKind.STRATEGY,
         content=content,
         applicability=applicability,
+        phrasings=lesson.applies_to,
         scope=newest.exp.scope,
         visibility=newest.exp.visibility,  # the examples share one audience (grouped so): the rule reaches it
         published_to=newest.exp.published_to,

@@ -246,6 +246,7 @@ class Refiner:
                 kind=ExperienceKind(out.kind),
                 content=out.content.strip(),
                 applicability=out.applicability.strip(),
+                phrasings=[p for m in members for p in m.phrasings],  # every member's keys find the merge
                 scope=best.scope,
                 visibility=best.visibility,  # members share one audience: the merge reaches exactly it
                 published_to=best.published_to,

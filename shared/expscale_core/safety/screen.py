@@ -129,7 +129,7 @@ def escape_block_text(text: str) -> str:
 def quarantine_suspect(exp: Experience, also: Sequence[str] = ()) -> Experience:
     """``exp`` quarantined (never served, listed by ``expscale quarantine``) when its text screens as an
     injection, or another screen gave reasons (``also``); unchanged otherwise."""
-    reasons = [*screen(exp.content, exp.applicability), *also]
+    reasons = [*screen(exp.content, exp.situation()), *also]
     if not reasons or exp.status is ExperienceStatus.QUARANTINED:
         return exp
     return exp.model_copy(update={"status": ExperienceStatus.QUARANTINED, "quarantine_reason": ", ".join(reasons)})

@@ -65,7 +65,12 @@ def keep_others_text(decisions: Sequence[Decision], existing: Sequence[Experienc
         if d.action in (Action.UPDATE, Action.SUPERSEDE) and d.target_id in guarded and d.content and d.kind:
             note = f"{d.action.value} of a shared lesson by an untrusted source -> ADD (private)"
             d = Decision(
-                Action.ADD, kind=d.kind, content=d.content, applicability=d.applicability, repaired=(*d.repaired, note)
+                Action.ADD,
+                kind=d.kind,
+                content=d.content,
+                applicability=d.applicability,
+                phrasings=d.phrasings,
+                repaired=(*d.repaired, note),
             )
         out.append(d)
     return out
