@@ -16,7 +16,7 @@ def embed_keys(embedder: Embedder, experiences: Sequence[Experience]) -> list[Ke
 
     Example:
         >>> from expscale_core.embed.hashing import HashEmbedder
-        >>> [len(k) for k in embed_keys(HashEmbedder(16), [Experience(kind="fact", content="a", applicability="b; c")])]
+        >>> [len(k) for k in embed_keys(HashEmbedder(16), [Experience(kind="fact", content="a", phrasings=["b", "c"])])]
         [3]
     """
     texts = [exp.retrieval_keys() for exp in experiences]
