@@ -106,3 +106,20 @@ def test_a_call_reported_twice_by_nested_wrappers_is_one_step() -> None:
         rec.llm_end("again", "b")
         ep = rec.end("r", output="b")
         assert ep is not None and [s.response for s in ep.steps] == ["a", "b"]  # type: ignore[union-attr]
+
+
+def test_an_adapter_handing_over_objects_instead_of_text_still_gets_its_episode() -> None:
+    class Response:  # what a framework's run may end with
+        def __str__(self) -> str:
+            return "Lima"
+
+    with make_engine() as engine:
+        rec = EpisodeRecorder(engine)
+        rec.start("r1", None, input=42)  # type: ignore[arg-type]
+        episode = rec.end("r1", output=Response())  # type: ignore[arg-type]
+        assert episode is not None and (episode.input, episode.output) == ("42", "Lima")
+        assert engine.drain(timeout=10)
+        assert [e.output for e, _, _ in engine.queue.list()] == ["Lima"]
+    rec = EpisodeRecorder(make_engine())
+    rec.start(" ", None, input="a run without an id")
+    assert rec.end(" ", output="x") is None and not rec.is_open(" ")  # no episode, and nothing raised

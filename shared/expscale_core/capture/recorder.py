@@ -282,7 +282,7 @@ class EpisodeRecorder:
                 id=run_id,
                 scope=self.scope,
                 input=state.input or _text(input),
-                output=output,
+                output=None if output is None else _text(output),  # an adapter's object must not cost the episode
                 steps=state.steps,
                 metadata=state.metadata,
                 started_at=state.started_at,
