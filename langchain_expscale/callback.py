@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -21,11 +20,20 @@ if TYPE_CHECKING:
 __all__ = ["ExperienceCallbackHandler"]
 
 
-@functools.lru_cache(maxsize=8192)
+_TEXT_IDS: dict[int, str] = {}
+
+
 def _text_id(run_id: UUID) -> str:
-    # Every event of a run converts the same UUIDs (str(UUID) formats 128 bits each time); a chain's handful of
-    # run ids is converted once instead of at each of its start/end events.
-    return str(run_id)
+    # Every event of a run converts the same UUIDs (str(UUID) formats 128 bits each time): a chain's handful of
+    # run ids is converted once, not at each of its start/end events. Keyed by the UUID's int, whose hash is
+    # computed in C (a UUID's own __hash__ is Python); the cache forgets everything past 8,192 ids.
+    key = run_id.int
+    text = _TEXT_IDS.get(key)
+    if text is None:
+        if len(_TEXT_IDS) >= 8192:
+            _TEXT_IDS.clear()
+        text = _TEXT_IDS[key] = str(run_id)
+    return text
 
 
 def _id(run_id: UUID | None) -> str | None:
@@ -68,7 +76,7 @@ class ExperienceCallbackHandler(BaseCallbackHandler):
 
     def episode_id(self, run_id: UUID | str) -> str | None:
         """The episode a (possibly nested) run belongs to, while it is running."""
-        return self.recorder.root_of(_text_id(run_id))
+        return self.recorder.root_of(run_id if isinstance(run_id, str) else _text_id(run_id))
 
     # chains ------------------------------------------------------------------------------
 
