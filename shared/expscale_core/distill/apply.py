@@ -170,15 +170,9 @@ def retarget_unrelated(
         if sim is None or sim >= floor or d.content is None or d.kind is None:
             out.append(d)
             continue
-        note = f"{d.action.value} of an experience about another situation (similarity {sim:.2f} < {floor}) -> ADD"
         out.append(
-            Decision(
-                Action.ADD,
-                kind=d.kind,
-                content=d.content,
-                applicability=d.applicability,
-                phrasings=d.phrasings,
-                repaired=(*d.repaired, note),
+            d.as_add(
+                f"{d.action.value} of an experience about another situation (similarity {sim:.2f} < {floor}) -> ADD"
             )
         )
     return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Protocol, runtime_checkable
 
@@ -43,6 +43,10 @@ class Decision:
     id derived from its content, so engines that learn it at the same moment write one record. (A model's
     wording varies from call to call, so its lessons keep ids derived from the episode: a retried episode then
     rewrites its lesson instead of adding a second.)"""
+
+    def as_add(self, note: str) -> Decision:
+        """This lesson as a record of its own instead of a change to its target, with ``note`` saying why."""
+        return replace(self, action=Action.ADD, target_id=None, repaired=(*self.repaired, note), verbatim=False)
 
     def __post_init__(self) -> None:
         if self.action in (Action.UPDATE, Action.SUPERSEDE) and not self.target_id:

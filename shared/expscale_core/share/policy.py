@@ -63,15 +63,7 @@ def keep_others_text(decisions: Sequence[Decision], existing: Sequence[Experienc
     out = []
     for d in decisions:
         if d.action in (Action.UPDATE, Action.SUPERSEDE) and d.target_id in guarded and d.content and d.kind:
-            note = f"{d.action.value} of a shared lesson by an untrusted source -> ADD (private)"
-            d = Decision(
-                Action.ADD,
-                kind=d.kind,
-                content=d.content,
-                applicability=d.applicability,
-                phrasings=d.phrasings,
-                repaired=(*d.repaired, note),
-            )
+            d = d.as_add(f"{d.action.value} of a shared lesson by an untrusted source -> ADD (private)")
         out.append(d)
     return out
 
