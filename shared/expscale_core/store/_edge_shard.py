@@ -45,7 +45,7 @@ def edge_config(dimension: int, *, multi_key: bool = True) -> qe.EdgeConfig:
 
 def stored_multi_key(path: Path) -> bool:
     """Whether the shard at ``path`` holds several keys per point (True for a shard not created yet). Shards from
-    before 0.5 hold one vector each, and go on doing so."""
+    before retrieval keys hold one vector each, and go on doing so."""
     try:
         vectors = json.loads((path / "edge_config.json").read_text())["vectors"]
     except FileNotFoundError:

@@ -32,7 +32,7 @@ class ExperienceStore(Protocol):
           sees what a reader in ``scope`` may read instead: its own line of scopes, what is shared with its
           namespace and what is published to it (:func:`expscale_core.store._records.reader_lines`);
         - ``search`` similarity is cosine in [-1, 1], higher is better, results best first; a record written with
-          several keys scores by its best key (a store created before 0.5 keeps the first key only);
+          several keys scores by its best key (a store created before retrieval keys keeps the first key only);
         - reads with vectors give each record's own vector (the first key);
         - ``update`` rewrites payloads only, vectors are kept;
         - every write gives the record a new ``revision``; ``write_if`` writes only over the revision it was given;

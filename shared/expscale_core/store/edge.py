@@ -81,7 +81,7 @@ class EdgeExperienceStore(Coordinated):
         self._shard: qe.EdgeShard | None = None
         self._dimension: int | None = None
         self._multi_key = True
-        """Points hold several keys, scored by the best one; False for a shard created before 0.5."""
+        """Points hold several keys, scored by the best one; False for a shard created before retrieval keys."""
         # The shard is shared by the caller's threads and the worker; one lock keeps the binding's calls serial.
         self._lock = threading.RLock()
         self._leases = MemoryLeaseCell()

@@ -44,7 +44,7 @@ class QdrantExperienceStore(Coordinated):
     """Experiences as Qdrant points: the vector embeds the experience, the payload is the record.
 
     A collection it creates holds several keys per point (a multivector scored by its best key, ``MAX_SIM``);
-    one created before 0.5, with a plain vector, keeps working with one key per record.
+    one created before retrieval keys, with a plain vector, keeps working with one key per record.
 
     Build it with a client you configured, or with :meth:`open`:
 
