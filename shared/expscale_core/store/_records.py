@@ -119,7 +119,8 @@ def keys_of(embedding: Embedding) -> Keys:
 
 
 def point_vector(embedding: Embedding, *, multi_key: bool) -> list[float] | list[list[float]]:
-    """What a point stores: every key in a collection that scores by the best key, else the record's own."""
+    """What a point stores, or a query asks with: every key in a collection that scores by the best key (a query's
+    one vector as a one-key multivector), else the record's own vector."""
     keys = keys_of(embedding)
     return keys if multi_key else keys[0]
 

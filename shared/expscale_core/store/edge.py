@@ -266,7 +266,7 @@ class EdgeExperienceStore(Coordinated):
 
         request = qe.QueryRequest(
             limit=limit,
-            query=qe.Query.Nearest([[float(x) for x in vector]] if self._multi_key else [float(x) for x in vector]),
+            query=qe.Query.Nearest(point_vector(vector, multi_key=self._multi_key)),
             filter=edge_filter(scope, statuses, exact=exact_scope, reader=as_reader),
             score_threshold=min_similarity,
             with_payload=True,

@@ -213,7 +213,7 @@ class QdrantExperienceStore(Coordinated):
             "query",
             lambda: self.client.query_points(
                 self.collection,
-                query=[list(vector)] if self._multi_key else list(vector),
+                query=self._vector(vector),
                 query_filter=_filter(scope, statuses, exact=exact_scope, reader=as_reader),
                 limit=limit,
                 score_threshold=min_similarity,
