@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 from expscale_core import EdgeExperienceStore, Episode, Experience, Scope
+from expscale_core.refine.clusters import unit_rows
 from expscale_core.refine.refiner import Refiner
 from expscale_core.serve.retriever import rank
 from expscale_core.settings import DistillSettings, RefineSettings, RetrieveSettings
@@ -105,9 +106,7 @@ def capture(n: int) -> dict[str, float]:
 
 
 def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
-    v = rng.standard_normal((n, DIM)).astype(np.float32)
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    return v
+    return unit_rows(rng.standard_normal((n, DIM)))
 
 
 def store_at(size: int, queries: int, rng: np.random.Generator) -> dict[str, Any]:

@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 from expscale_core import EdgeExperienceStore, Experience, Scope
 from expscale_core.experience import Visibility
+from expscale_core.refine.clusters import unit_rows
 
 DIM = 384
 
 
 def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
-    v = rng.standard_normal((n, DIM)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    return unit_rows(rng.standard_normal((n, DIM)))
 
 
 def run(size: int, queries: int, rng: np.random.Generator) -> dict[str, float]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from expscale_core import EdgeExperienceStore, Experience, ExperienceKind, Scope
+from expscale_core.refine.clusters import unit_rows
 from expscale_core.store._edge_shard import create_shard, edge_config
 
 DIM = 384
@@ -27,8 +28,7 @@ PHRASINGS = 3
 
 
 def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
-    v = rng.standard_normal((n, DIM)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    return unit_rows(rng.standard_normal((n, DIM)))
 
 
 def _timed_store(
