@@ -120,6 +120,16 @@ def test_an_adapter_handing_over_objects_instead_of_text_still_gets_its_episode(
         assert episode is not None and (episode.input, episode.output) == ("42", "Lima")
         assert engine.drain(timeout=10)
         assert [e.output for e, _, _ in engine.queue.list()] == ["Lima"]
+
+    class Broken:
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    with make_engine() as engine:
+        rec = EpisodeRecorder(engine)
+        rec.start("r2", None, input="q")
+        episode = rec.end("r2", output=Broken())  # type: ignore[arg-type]
+        assert episode is not None and episode.output == "<unprintable Broken>"
     rec = EpisodeRecorder(make_engine())
     rec.start(" ", None, input="a run without an id")
     assert rec.end(" ", output="x") is None and not rec.is_open(" ")  # no episode, and nothing raised

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from expscale_core.capture.redact import Redactor, redact_episode
-from expscale_core.capture.storable import storable_model
+from expscale_core.capture.storable import storable_model, text_of
 from expscale_core.episode import (
     Episode,
     ErrorStep,
@@ -323,4 +323,4 @@ class EpisodeRecorder:
 def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
-    return "" if value is None else str(value)
+    return "" if value is None else text_of(value)

@@ -20,7 +20,14 @@ from pydantic import BaseModel
 
 from expscale_core.scope import Scope
 
-__all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_FIELD_CHARS", "storable_model", "storable_text", "storable_value"]
+__all__ = [
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_FIELD_CHARS",
+    "storable_model",
+    "storable_text",
+    "storable_value",
+    "text_of",
+]
 
 DEFAULT_MAX_FIELD_CHARS = 200_000
 DEFAULT_MAX_DEPTH = 32
@@ -83,7 +90,7 @@ def _walk(value: Any, max_chars: int, max_depth: int, depth: int, active: set[in
             value = {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
         if isinstance(value, Mapping):
             return {
-                storable_text(k if isinstance(k, str) else _text_of(k), max_chars): _walk(
+                storable_text(k if isinstance(k, str) else text_of(k), max_chars): _walk(
                     v, max_chars, max_depth, depth + 1, active
                 )
                 for k, v in list(value.items())
@@ -97,7 +104,7 @@ def _walk(value: Any, max_chars: int, max_depth: int, depth: int, active: set[in
                 return _walk(tolist(), max_chars, max_depth, depth, active)
             except Exception:
                 pass
-        return storable_text(_text_of(value), max_chars)
+        return storable_text(text_of(value), max_chars)
     finally:
         active.discard(key)
 
@@ -106,7 +113,8 @@ def _plain_fields(model: BaseModel) -> dict[str, Any]:
     return {name: getattr(model, name, None) for name in type(model).model_fields}
 
 
-def _text_of(value: Any) -> str:
+def text_of(value: Any) -> str:
+    """``str(value)``, or a placeholder naming its type when its ``__str__`` raises."""
     try:
         return str(value)
     except Exception:  # a broken __str__ must not cost the episode
