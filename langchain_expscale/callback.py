@@ -20,24 +20,14 @@ if TYPE_CHECKING:
 __all__ = ["ExperienceCallbackHandler"]
 
 
-_TEXT_IDS: dict[int, str] = {}
+def _episode_id(key: int) -> str:
+    # str(UUID(int=key)) without building the UUID (its constructor is most of the cost)
+    h = f"{key:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def _text_id(run_id: UUID) -> str:
-    # Every event of a run converts the same UUIDs (str(UUID) formats 128 bits each time): a chain's handful of
-    # run ids is converted once, not at each of its start/end events. Keyed by the UUID's int, whose hash is
-    # computed in C (a UUID's own __hash__ is Python); the cache forgets everything past 8,192 ids.
-    key = run_id.int
-    text = _TEXT_IDS.get(key)
-    if text is None:
-        if len(_TEXT_IDS) >= 8192:
-            _TEXT_IDS.clear()
-        text = _TEXT_IDS[key] = str(run_id)
-    return text
-
-
-def _id(run_id: UUID | None) -> str | None:
-    return _text_id(run_id) if run_id is not None else None
+def _key(run_id: UUID | None) -> int | None:
+    return None if run_id is None else run_id.int
 
 
 class ExperienceCallbackHandler(BaseCallbackHandler):
@@ -72,11 +62,17 @@ class ExperienceCallbackHandler(BaseCallbackHandler):
     ) -> None:
         super().__init__()
         self.engine = engine
-        self.recorder = EpisodeRecorder(engine, scope=scope, redact=redact, metadata=metadata)
+        # Runs are keyed by their UUID's 128-bit int, hashed in C (a UUID hashes in Python, and its text costs a
+        # format per event); only a root's UUID is ever turned into text, as its episode's id.
+        self.recorder = EpisodeRecorder(engine, scope=scope, redact=redact, metadata=metadata, episode_id=_episode_id)
 
     def episode_id(self, run_id: UUID | str) -> str | None:
         """The episode a (possibly nested) run belongs to, while it is running."""
-        return self.recorder.root_of(run_id if isinstance(run_id, str) else _text_id(run_id))
+        try:
+            key = (UUID(run_id) if isinstance(run_id, str) else run_id).int
+        except ValueError:  # not a LangChain run id, so not one of ours
+            return None
+        return self.recorder.root_of(key)
 
     # chains ------------------------------------------------------------------------------
 
@@ -89,20 +85,22 @@ class ExperienceCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        rid, pid = _text_id(run_id), _id(parent_run_id)
         # A nested step of a tracked run joins it: only the root's input is the episode's, so no text work.
-        if pid is None or not self.recorder.join(rid, pid):
-            user = (kwargs.get("metadata") or {}).get("user_id")  # config={"metadata": {"user_id": ...}}
-            self.recorder.start(rid, pid, input=to_text(inputs), name=kwargs.get("name"), user=_user(user))
+        if parent_run_id is not None and self.recorder.join(run_id.int, parent_run_id.int):
+            return
+        user = (kwargs.get("metadata") or {}).get("user_id")  # config={"metadata": {"user_id": ...}}
+        self.recorder.start(
+            run_id.int, _key(parent_run_id), input=to_text(inputs), name=kwargs.get("name"), user=_user(user)
+        )
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        rid = _text_id(run_id)
-        if self.recorder.is_open(rid):  # only a root's output is the episode's; nested ends cost a lookup
-            self.recorder.end(rid, output=output_text(outputs), input=_streamed_input(kwargs))
+        key = run_id.int
+        if self.recorder.is_open(key):  # only a root's output is the episode's; nested ends cost a lookup
+            self.recorder.end(key, output=output_text(outputs), input=_streamed_input(kwargs))
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self.recorder.error(_text_id(run_id), error)
-        self.recorder.end(_text_id(run_id), output=None, input=_streamed_input(kwargs))
+        self.recorder.error(run_id.int, error)
+        self.recorder.end(run_id.int, output=None, input=_streamed_input(kwargs))
 
     # models ------------------------------------------------------------------------------
 
@@ -118,7 +116,7 @@ class ExperienceCallbackHandler(BaseCallbackHandler):
     ) -> None:
         converted = [message(m) for m in (messages[0] if messages else [])]
         model = (metadata or {}).get("ls_model_name")
-        self.recorder.llm_start(_text_id(run_id), _id(parent_run_id), converted, model=model)
+        self.recorder.llm_start(run_id.int, _key(parent_run_id), converted, model=model)
 
     def on_llm_start(
         self,
@@ -131,17 +129,15 @@ class ExperienceCallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         converted = [Message(role="user", content=p) for p in prompts[:1]]
-        self.recorder.llm_start(
-            _text_id(run_id), _id(parent_run_id), converted, model=(metadata or {}).get("ls_model_name")
-        )
+        self.recorder.llm_start(run_id.int, _key(parent_run_id), converted, model=(metadata or {}).get("ls_model_name"))
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         text, reasoning, calls = result_text(response)
-        self.recorder.llm_end(_text_id(run_id), text, reasoning=reasoning, tool_calls=calls)
+        self.recorder.llm_end(run_id.int, text, reasoning=reasoning, tool_calls=calls)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self.recorder.error(_text_id(run_id), error)
-        self.recorder.end(_text_id(run_id), output=None)
+        self.recorder.error(run_id.int, error)
+        self.recorder.end(run_id.int, output=None)
 
     # tools and retrievers ------------------------------------------------------------------
 
@@ -157,14 +153,14 @@ class ExperienceCallbackHandler(BaseCallbackHandler):
     ) -> None:
         name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
         self.recorder.tool_start(
-            _text_id(run_id), _id(parent_run_id), str(name), inputs if inputs is not None else input_str
+            run_id.int, _key(parent_run_id), str(name), inputs if inputs is not None else input_str
         )
 
     def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self.recorder.tool_end(_text_id(run_id), to_text(output))
+        self.recorder.tool_end(run_id.int, to_text(output))
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self.recorder.error(_text_id(run_id), error)
+        self.recorder.error(run_id.int, error)
 
     def on_retriever_start(
         self,
@@ -175,13 +171,13 @@ class ExperienceCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self.recorder.retrieval_start(_text_id(run_id), _id(parent_run_id), query)
+        self.recorder.retrieval_start(run_id.int, _key(parent_run_id), query)
 
     def on_retriever_end(self, documents: Sequence[Document], *, run_id: UUID, **kwargs: Any) -> None:
-        self.recorder.retrieval_end(_text_id(run_id), [d.page_content for d in documents])
+        self.recorder.retrieval_end(run_id.int, [d.page_content for d in documents])
 
     def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self.recorder.error(_text_id(run_id), error)
+        self.recorder.error(run_id.int, error)
 
 
 def _streamed_input(kwargs: dict[str, Any]) -> str | None:

@@ -40,6 +40,32 @@ def test_the_writer_wakes_the_distiller_once_per_batch_it_made_durable_never_the
     q.close()
 
 
+def test_every_listener_hears_of_a_commit_until_it_stops_listening() -> None:
+    """Engines sharing one queue are each woken by its writer; a closed engine stops listening."""
+    q = EpisodeQueue(":memory:", commit_interval_s=0.01)
+    heard: list[str] = []
+    stop_a = q.on_commit(lambda: heard.append("a"))
+    q.on_commit(lambda: heard.append("b"))
+
+    def commit_one() -> None:
+        before = len(heard)
+        q.put(Episode(input="q"), wait=False)
+        deadline = time.monotonic() + 10
+        while len(heard) == before or len(q._buffer):
+            assert time.monotonic() < deadline, "the writer never reported its commit"
+            time.sleep(0.01)
+        time.sleep(0.05)  # the other listener of the same batch
+
+    commit_one()
+    assert sorted(heard) == ["a", "b"]
+    stop_a()
+    stop_a()  # twice is harmless
+    heard.clear()
+    commit_one()
+    assert heard == ["b"]
+    q.close()
+
+
 def test_episodes_survive_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "q.sqlite3"
     clock = Clock()

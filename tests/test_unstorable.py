@@ -90,12 +90,14 @@ def test_a_huge_field_is_shortened_in_the_middle() -> None:
 
 
 def test_writer_survives_what_it_cannot_serialize_and_sets_it_aside(tmp_path: Any) -> None:
-    """Second line of defence: an episode that bypasses capture's fixes (put straight on the queue) goes to
-    the dead-letter table with its error; its batch-mates are committed and the writer lives on."""
+    """The queue itself makes each episode storable as it writes it (a cycle put straight on the queue is cut);
+    second line of defence: an episode that would not read back (built around validation) goes to the
+    dead-letter table with its error, its batch-mates are committed and the writer lives on."""
     queue = EpisodeQueue(tmp_path / "q.sqlite3", commit_interval_s=0.01)
     try:
-        good = [Episode(input=f"good {i}") for i in range(4)]
-        bad = Episode(input="bad", steps=[ToolStep(tool="t", output=_circular())])
+        good = [Episode(input=f"good {i}") for i in range(3)]
+        good.append(Episode(input="cycle", steps=[ToolStep(tool="t", output=_circular())]))
+        bad = Episode.model_construct(id="bad-1", input="bad", started_at="not a time")
         for ep in good[:2]:
             queue.put(ep, wait=False)
         queue.put(bad, wait=False)
@@ -103,8 +105,10 @@ def test_writer_survives_what_it_cannot_serialize_and_sets_it_aside(tmp_path: An
             queue.put(ep, wait=False)
         queue.flush()
         assert {e.id for e, _, _ in queue.list()} == {e.id for e in good}
+        cycle = queue.get(good[3].id)
+        assert cycle is not None and cycle.steps[0].model_dump()["output"] == {"a": 1, "self": "[cycle cut]"}
         (dead,) = queue.dead_letters()
-        assert dead[0] == bad.id and "Circular" in dead[1] and dead[2] == "bad"
+        assert dead[0] == bad.id and "started_at" in dead[1] and dead[2] == "bad"
         late = Episode(input="later")
         queue.put(late, wait=False)
         deadline = threading.Event()
@@ -121,7 +125,7 @@ def test_writer_survives_what_it_cannot_serialize_and_sets_it_aside(tmp_path: An
 
 def test_dead_letters_show_in_stats() -> None:
     with make_engine() as engine:
-        engine.queue.put(Episode(input="bad", steps=[ToolStep(tool="t", output=_circular())]))
+        engine.queue.put(Episode.model_construct(id="bad-1", input="bad", started_at="not a time"))
         assert engine.stats().dead_letters == 1
 
 

@@ -134,8 +134,8 @@ class ExperienceEngine:
             store, embedder, self.retrieve_settings, self._usage, clock, distrusted=self._loop.distrusted
         )
         self._worker = BackgroundWorker(self._loop.step, idle_s=self.distill_settings.idle_s)
-        queue.on_commit(self._wake)
         self._closed = False
+        self._stop_listening = queue.on_commit(self._wake)
         self._autostart = autostart
         self.redact = redact
         """Applied to every text the engine stores: captured episodes from any adapter, feedback comments and
@@ -168,18 +168,20 @@ class ExperienceEngine:
                 f"record() takes an Episode, not {type(episode).__name__}; build one with Episode(input=...)"
             )
         self._check_open()
-        # Made storable here, on the caller's thread: the writer serializes it later, beside other episodes.
-        episode = storable_model(episode, max_chars=self.capture_settings.max_field_chars)
         if scope is not None:
             episode = episode.model_copy(update={"scope": Scope.coerce(scope)})
-        elif self.scope is not _NO_SCOPE and episode.scope == _NO_SCOPE:
+        elif episode.scope is not self.scope and self.scope is not _NO_SCOPE and episode.scope == _NO_SCOPE:
             episode = episode.model_copy(update={"scope": self.scope})
-        if self.redact is not None:
-            episode = redact_episode(episode, self.redact)
-        # Without autostart nothing runs in the background, so the episode is committed right here.
-        committed = self.queue.put(episode, wait=not self._autostart)
+        if self.redact is not None:  # redaction walks every value, so they must be storable (no cycle) first
+            episode = redact_episode(
+                storable_model(episode, max_chars=self.capture_settings.max_field_chars), self.redact
+            )
+        # Without autostart nothing runs in the background, so the episode is committed right here. Otherwise the
+        # queue's writer makes it storable, commits it within capture.commit_interval_s and wakes the distiller
+        # (started here by the first capture).
+        committed = self._loop.queue.put(episode, wait=not self._autostart)
         self._worker.touch()  # capture is app activity: the worker keeps out of its way
-        if committed or not self._worker.running:  # else the queue's writer wakes it once its batch is durable
+        if committed or not self._worker.started:
             self._wake()
         return episode.id
 
@@ -242,7 +244,7 @@ class ExperienceEngine:
         self._wake()
 
     def _wake(self) -> None:
-        if self._autostart:
+        if self._autostart and not self._closed:
             self._worker.nudge()
 
     # -- retrieval -----------------------------------------------------------------------
@@ -396,9 +398,10 @@ class ExperienceEngine:
         """Stop the worker (episodes not yet distilled stay queued), flush statistics, close the store."""
         if self._closed:
             return
+        self._closed = True
+        self._stop_listening()
         self._worker.stop()
         self._loop.close()
-        self._closed = True
         self.store.close()
         self.queue.close()
 

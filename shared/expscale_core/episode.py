@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from expscale_core.capture.storable import storable_text
 from expscale_core.scope import Scope
 
 __all__ = [
@@ -155,7 +156,8 @@ class Episode(BaseModel):
     def _id_not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("episode id must be a non-empty string, e.g. the run id of the top-level run")
-        return value
+        # Repaired here, not when the episode is written: the id record() returns must be the id stored.
+        return value if value.isascii() else storable_text(value)
 
     @property
     def errors(self) -> list[ErrorStep]:

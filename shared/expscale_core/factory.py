@@ -157,6 +157,7 @@ def build_collaborators(settings: ExpscaleSettings | None, **overrides: Any) -> 
             settings.queue_path(),
             delay_s=settings.distill.delay_s,
             commit_interval_s=settings.capture.commit_interval_s,
+            max_field_chars=settings.capture.max_field_chars,
         )
     except Exception:
         store.close()

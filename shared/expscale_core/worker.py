@@ -38,6 +38,12 @@ class BackgroundWorker:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def started(self) -> bool:
+        """Started and not stopped since; unlike :attr:`running` it does not ask the thread whether it lives, so
+        it costs an attribute read (capture asks it for every episode)."""
+        return self._thread is not None
+
     def start(self) -> None:
         with self._wake:
             if self.running:

@@ -1,4 +1,4 @@
-"""Capture: one episode per top-level run, made storable and redacted on the caller's thread."""
+"""Capture: one episode per top-level run, redacted on the caller's thread, made storable as it is written."""
 
 from expscale_core.capture.recorder import EpisodeRecorder, episodes_from_messages, redact_episode
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Protocol
 
 from expscale_core.capture.redact import Redactor, redact_episode
@@ -65,24 +63,28 @@ def episodes_from_messages(
     return episodes
 
 
-@dataclass(slots=True)
 class _Open:
     """An episode under construction, with the steps still waiting for their end event. Plain fields: the
     :class:`Episode` is built once, when the run ends (capture runs on the caller's thread)."""
 
-    input: str
-    metadata: dict[str, Any]
-    started_at: datetime
-    steps: list[Step] = field(default_factory=list)
-    pending: dict[str, Step] = field(default_factory=dict)
-    members: list[str] = field(default_factory=list)  # nested run ids, forgotten with the episode
+    __slots__ = ("id", "input", "members", "metadata", "pending", "started_at", "steps")
+
+    def __init__(self, episode_id: str, input: str, metadata: dict[str, Any]) -> None:
+        self.id = episode_id
+        self.input = input
+        self.metadata = metadata
+        self.started_at = utcnow()
+        self.steps: list[Step] = []
+        self.pending: dict[Hashable, Step] = {}
+        self.members: list[Hashable] = []  # nested runs, forgotten with the episode
 
 
 class EpisodeRecorder:
     """Thread-safe builder of episodes from run events; hands each finished root run to the engine.
 
-    Every method is O(1) and never raises. ``run_id`` and ``parent_id`` are the framework's ids as
-    strings; a run whose parent is unknown is a root, and the root's id becomes the episode id.
+    Every method is O(1) and never raises. ``run_id`` and ``parent_id`` are the framework's run ids, any
+    hashable; a run whose parent is unknown is a root, and the root becomes the episode whose id is
+    ``episode_id(root run id)`` (``str`` by default).
 
     Example:
         >>> from expscale_core.testing import make_engine
@@ -102,31 +104,33 @@ class EpisodeRecorder:
         scope: Scope | dict[str, Any] | str | None = None,
         redact: Redactor | None = None,
         metadata: dict[str, Any] | None = None,
+        episode_id: Callable[[Any], str] = str,
     ) -> None:
         self.engine = engine
         self.scope = Scope.coerce(scope) if scope is not None else engine.scope
         self.redact = redact
         self.metadata = dict(metadata or {})
-        self._open: dict[str, _Open] = {}
-        self._root_of: dict[str, str] = {}
+        self.episode_id = episode_id
+        self._open: dict[Hashable, _Open] = {}  # root runs
+        self._runs: dict[Hashable, _Open] = {}  # every tracked run, root or nested, to its episode
         self._unsaved: list[Episode] = []
         self._lock = threading.Lock()
 
     # -- run tree --------------------------------------------------------------------------
 
-    def root_of(self, run_id: str) -> str | None:
-        """The episode id (root run id) that ``run_id`` belongs to, while the episode is open."""
-        with self._lock:
-            return self._root_of.get(run_id)
+    def root_of(self, run_id: Hashable) -> str | None:
+        """The id of the episode ``run_id`` belongs to, while the episode is open."""
+        state = self._runs.get(run_id)
+        return None if state is None else state.id
 
-    def is_open(self, run_id: str) -> bool:
-        with self._lock:
-            return run_id in self._open
+    def is_open(self, run_id: Hashable) -> bool:
+        """Whether ``run_id`` is the root of an open episode."""
+        return run_id in self._open
 
     def start(
         self,
-        run_id: str,
-        parent_id: str | None,
+        run_id: Hashable,
+        parent_id: Hashable | None,
         *,
         input: str | None = None,
         name: str | None = None,
@@ -136,21 +140,25 @@ class EpisodeRecorder:
         the framework says (the episode's ``metadata["user"]``; it is the source of what the episode teaches)."""
         try:
             with self._lock:
-                root = self._root_of.get(parent_id) if parent_id is not None else None
-                if root is not None:
-                    self._map(run_id, root)
+                state = self._runs.get(parent_id) if parent_id is not None else None
+                if state is not None:
+                    self._member(run_id, state)
                     return
-                if run_id in self._root_of:
+                if run_id in self._runs:
                     return
-                if not run_id.strip():
+                episode_id = self.episode_id(run_id)
+                if not episode_id.strip():
                     raise ValueError("a root run needs a non-empty run id: it becomes the episode id")
-                self._root_of[run_id] = run_id
-                metadata = {**self.metadata, **({"name": name} if name else {}), **({"user": user} if user else {})}
-                self._open[run_id] = _Open(_text(input), metadata, utcnow())
+                metadata = dict(self.metadata)
+                if name:
+                    metadata["name"] = name
+                if user:
+                    metadata["user"] = user
+                self._runs[run_id] = self._open[run_id] = _Open(episode_id, _text(input), metadata)
         except Exception:  # capture must never break the user's run
             log.exception("expscale: could not open an episode for run %s", run_id)
 
-    def join(self, run_id: str, parent_id: str) -> bool:
+    def join(self, run_id: Hashable, parent_id: Hashable) -> bool:
         """A nested run began; it joins its parent's episode if the parent is tracked (True), else nothing
         happens (False).
 
@@ -158,28 +166,24 @@ class EpisodeRecorder:
         only some roots open episodes.
         """
         with self._lock:
-            root = self._root_of.get(parent_id)
-            if root is not None:
-                self._map(run_id, root)
-            return root is not None
+            state = self._runs.get(parent_id)
+            if state is None:
+                return False
+            self._member(run_id, state)
+            return True
 
-    def _map(self, run_id: str, root: str) -> None:
-        if run_id not in self._root_of:
-            self._root_of[run_id] = root
-            state = self._open.get(root)
-            if state is not None:
-                state.members.append(run_id)
+    def _member(self, run_id: Hashable, state: _Open) -> None:
+        if run_id not in self._runs:
+            self._runs[run_id] = state
+            state.members.append(run_id)
 
-    def _add(self, run_id: str, parent_id: str | None, step: Step, *, pending: bool) -> None:
+    def _add(self, run_id: Hashable, parent_id: Hashable | None, step: Step, *, pending: bool) -> None:
         try:
             with self._lock:
-                root = self._root_of.get(run_id) or (self._root_of.get(parent_id) if parent_id else None)
-                if root is None:
-                    return
-                self._map(run_id, root)
-                state = self._open.get(root)
+                state = self._runs.get(run_id) or (self._runs.get(parent_id) if parent_id is not None else None)
                 if state is None:
                     return
+                self._member(run_id, state)
                 if isinstance(step, LLMStep):
                     # Wrappers report one call twice (LlamaIndex's acomplete around complete): a call that
                     # starts while an identical one is pending is that call.
@@ -196,12 +200,11 @@ class EpisodeRecorder:
         except Exception:
             log.exception("expscale: could not record a step of run %s", run_id)
 
-    def _finish(self, run_id: str, update: Callable[[Step], None]) -> None:
+    def _finish(self, run_id: Hashable, update: Callable[[Step], None]) -> None:
         try:
             with self._lock:
-                root = self._root_of.get(run_id)
-                state = self._open.get(root) if root else None
-                step = state.pending.pop(run_id, None) if state else None
+                state = self._runs.get(run_id)
+                step = state.pending.pop(run_id, None) if state is not None else None
                 if step is not None:
                     update(step)
                     step.ended_at = utcnow()
@@ -212,8 +215,8 @@ class EpisodeRecorder:
 
     def llm_start(
         self,
-        run_id: str,
-        parent_id: str | None,
+        run_id: Hashable,
+        parent_id: Hashable | None,
         messages: Sequence[Message],
         *,
         model: str | None = None,
@@ -226,7 +229,12 @@ class EpisodeRecorder:
         self._add(run_id, parent_id, LLMStep(model=model, messages=list(messages), name=model), pending=True)
 
     def llm_end(
-        self, run_id: str, response: str, *, reasoning: str | None = None, tool_calls: Sequence[dict[str, Any]] = ()
+        self,
+        run_id: Hashable,
+        response: str,
+        *,
+        reasoning: str | None = None,
+        tool_calls: Sequence[dict[str, Any]] = (),
     ) -> None:
         def update(step: Step) -> None:
             assert isinstance(step, LLMStep)
@@ -239,22 +247,22 @@ class EpisodeRecorder:
         if self.is_open(run_id):
             self.end(run_id, output=response)
 
-    def tool_start(self, run_id: str, parent_id: str | None, tool: str, input: Any) -> None:
+    def tool_start(self, run_id: Hashable, parent_id: Hashable | None, tool: str, input: Any) -> None:
         self._add(run_id, parent_id, ToolStep(tool=tool, input=input), pending=True)
 
-    def tool_end(self, run_id: str, output: Any) -> None:
+    def tool_end(self, run_id: Hashable, output: Any) -> None:
         self._finish(run_id, lambda s: setattr(s, "output", output))
 
-    def retrieval_start(self, run_id: str, parent_id: str | None, query: str) -> None:
+    def retrieval_start(self, run_id: Hashable, parent_id: Hashable | None, query: str) -> None:
         self._add(run_id, parent_id, RetrievalStep(query=query), pending=True)
 
-    def retrieval_end(self, run_id: str, documents: Sequence[str]) -> None:
+    def retrieval_end(self, run_id: Hashable, documents: Sequence[str]) -> None:
         self._finish(run_id, lambda s: setattr(s, "documents", list(documents)))
 
-    def observe(self, run_id: str, text: str) -> None:
+    def observe(self, run_id: Hashable, text: str) -> None:
         self._add(run_id, None, ObservationStep(text=text), pending=False)
 
-    def error(self, run_id: str, exc: BaseException | str) -> None:
+    def error(self, run_id: Hashable, exc: BaseException | str) -> None:
         """An error in any run: it closes a pending tool step, and is kept as an error step."""
         message = str(exc)
         error_type = type(exc).__name__ if isinstance(exc, BaseException) else "Error"
@@ -268,18 +276,20 @@ class EpisodeRecorder:
 
     # -- finishing -------------------------------------------------------------------------
 
-    def end(self, run_id: str, *, output: str | None = None, input: str | None = None) -> Episode | None:
+    def end(self, run_id: Hashable, *, output: str | None = None, input: str | None = None) -> Episode | None:
         """A run ended. For a root, the episode is finished and queued; returns it (None otherwise)."""
         try:
             with self._lock:
                 state = self._open.pop(run_id, None)
                 if state is None:
                     return None
-                for rid in [run_id, *state.members]:
-                    self._root_of.pop(rid, None)
+                runs = self._runs
+                runs.pop(run_id, None)
+                for member in state.members:
+                    runs.pop(member, None)
             # Built here, once, with every field: validating them together is cheaper than setting them one by one.
             episode = Episode(
-                id=run_id,
+                id=state.id,
                 scope=self.scope,
                 input=state.input or _text(input),
                 output=None if output is None else _text(output),  # an adapter's object must not cost the episode
@@ -290,7 +300,13 @@ class EpisodeRecorder:
             )
             if self.redact is not None:  # on a storable copy: captured values may hold cycles
                 episode = redact_episode(storable_model(episode), self.redact)
-            self._record(episode)
+            if self._unsaved:
+                self._record(episode)
+            else:  # the usual case, nothing held back: straight to the engine
+                try:
+                    self.engine.record(episode)
+                except Exception as exc:
+                    self._hold([episode], exc)
             return episode
         except Exception:
             log.exception("expscale: could not finish the episode of run %s", run_id)
@@ -302,16 +318,17 @@ class EpisodeRecorder:
         for i, item in enumerate(backlog):
             try:
                 self.engine.record(item)
-            except Exception as exc:  # the queue is local disk; keep everything until it works again
-                log.warning(
-                    "expscale: could not queue episode %s yet (%s); holding %d in memory",
-                    item.id,
-                    exc,
-                    len(backlog) - i,
-                )
-                with self._lock:
-                    self._unsaved = backlog[i:] + self._unsaved
+            except Exception as exc:
+                self._hold(backlog[i:], exc)
                 return
+
+    def _hold(self, episodes: list[Episode], exc: Exception) -> None:
+        # The queue is local disk: keep everything until it works again (flush() or the next capture retries).
+        log.warning(
+            "expscale: could not queue episode %s yet (%s); holding %d in memory", episodes[0].id, exc, len(episodes)
+        )
+        with self._lock:
+            self._unsaved = episodes + self._unsaved
 
     def flush(self) -> int:
         """Try again to queue the episodes held in memory; returns how many are still held."""

@@ -1,9 +1,10 @@
-"""Making whatever capture was handed storable, on the caller's thread, before it reaches the writer.
+"""Making whatever capture was handed storable: every value JSON can hold, every text valid UTF-8 of bounded size.
 
-The group-commit writer serializes episodes long after ``record()`` returned, so a value that cannot become JSON
-(a lone surrogate, a numpy array, a cycle, bytes, an object, a structure nested thousands deep) must be fixed while
-the caller still holds it: otherwise it fails far away, in a batch with other people's episodes. Every fix is
-visible in the stored text (a replacement character or a marker), never silent.
+A captured value may be anything (a lone surrogate, a numpy array, a cycle, bytes, an object, a structure nested
+thousands deep). The episode queue fixes each episode this way as it writes it, one episode at a time, so one such
+value can neither fail the batch it was committed with nor cost the caller's thread; redaction, which must walk
+the values, fixes them first. Every fix is visible in the stored text (a replacement character or a marker),
+never silent.
 """
 
 from __future__ import annotations

@@ -37,15 +37,15 @@ def _commit_on_exit() -> None:
 class GroupCommit:
     """Episodes captured but not committed yet, and the thread that commits them.
 
-    ``commit`` runs one transaction that calls :meth:`drain` (and :meth:`give_back` if it fails). ``on_commit``
-    runs on the writer after each batch it committed: the distiller is woken once per batch, by the thread that
-    made the batch durable, instead of once per capture by the caller's thread.
+    ``commit`` runs one transaction that calls :meth:`drain` (and :meth:`give_back` if it fails). The
+    ``listeners`` run on the writer after each batch it committed: the distiller is woken once per batch, by the
+    thread that made the batch durable, instead of once per capture by the caller's thread.
     """
 
     def __init__(self, commit: Callable[[], None], interval_s: float) -> None:
         self.commit = commit
         self.interval_s = interval_s
-        self.on_commit: Callable[[], None] | None = None
+        self.listeners: list[Callable[[], None]] = []
         self._episodes: deque[Episode] = deque()
         self._writer: threading.Thread | None = None
         self._wake = threading.Event()
@@ -58,11 +58,16 @@ class GroupCommit:
 
     def append(self, episode: Episode) -> None:
         self._episodes.append(episode)
-        writer = self._writer
-        if writer is None or not writer.is_alive():  # supervised: a writer that died is replaced
-            self._start()
         if not self._wake.is_set():  # the first capture of a batch wakes the writer; the rest only append
-            self._wake.set()
+            self._kick()
+
+    def _kick(self) -> None:
+        # Supervised: a writer that died is replaced. Checked only here, at the first capture of a batch: a writer
+        # clears the event before anything that could kill it, so one that died left it clear.
+        writer = self._writer
+        if writer is None or not writer.is_alive():
+            self._start()
+        self._wake.set()
 
     def drain(self) -> list[Episode]:
         batch: list[Episode] = []
@@ -99,12 +104,11 @@ class GroupCommit:
                 self._wake.set()
 
     def _committed(self) -> None:
-        if self.on_commit is None:
-            return
-        try:
-            self.on_commit()
-        except Exception:  # the batch is durable; whoever listens polls too, so a failed wake only delays it
-            log.exception("expscale: could not report a commit of captured episodes")
+        for listener in list(self.listeners):
+            try:
+                listener()
+            except Exception:  # the batch is durable; whoever listens polls too, so a failed wake only delays it
+                log.exception("expscale: could not report a commit of captured episodes")
 
     def close(self) -> None:
         """Stop the writer; the caller commits what is left."""

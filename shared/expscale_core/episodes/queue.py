@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from expscale_core.capture.storable import storable_text
+from expscale_core.capture.storable import DEFAULT_MAX_FIELD_CHARS, storable_model, storable_text
 from expscale_core.episode import Episode, EpisodeStatus, Outcome
 from expscale_core.episodes.db import PROCESSING, is_dead_owner
 from expscale_core.episodes.journal import Journal
@@ -53,6 +53,7 @@ class EpisodeQueue(ServedLedger, Journal):
         lease_s: float = 600.0,
         commit_interval_s: float = 0.05,
         early_feedback_ttl_s: float = 7 * 86_400,
+        max_field_chars: int = DEFAULT_MAX_FIELD_CHARS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not 0 <= commit_interval_s <= 60:
@@ -65,6 +66,7 @@ class EpisodeQueue(ServedLedger, Journal):
         self.lease_s = lease_s
         self.commit_interval_s = commit_interval_s
         self.early_feedback_ttl_s = early_feedback_ttl_s
+        self.max_field_chars = max_field_chars
         self._closing = False
         self._release_dead_owners()
 
@@ -91,6 +93,9 @@ class EpisodeQueue(ServedLedger, Journal):
         normal interpreter exit. A kill -9 or power loss can lose only episodes captured in the last commit
         interval; a failed commit (a full disk) keeps them in memory and retries.
 
+        Whatever the episode holds is stored: a value that cannot become JSON is fixed, visibly, as it is written
+        (:mod:`expscale_core.capture.storable`; texts past ``max_field_chars`` are shortened in the middle).
+
         Returns True when the episode was committed here, False when the writer commits it (and then calls
         :meth:`on_commit`'s callback).
         """
@@ -103,15 +108,26 @@ class EpisodeQueue(ServedLedger, Journal):
         self._buffer.append(episode)
         return False
 
-    def on_commit(self, callback: Callable[[], None] | None) -> None:
-        """Call ``callback`` on the writer thread after each batch of buffered episodes it committed (the engine
-        wakes its distiller so: once per batch, from the thread that made the batch durable)."""
-        self._buffer.on_commit = callback
+    def on_commit(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` on the writer thread after each batch of buffered episodes it committed (an engine
+        wakes its distiller so: once per batch, from the thread that made the batch durable). Every engine sharing
+        the queue listens; returns the function that stops this ``callback`` listening."""
+        listeners = self._buffer.listeners
+        listeners.append(callback)
+
+        def remove() -> None:
+            if callback in listeners:
+                listeners.remove(callback)
+
+        return remove
 
     def _insert(self, db: sqlite3.Connection, episodes: Sequence[Episode]) -> None:
         now = self._clock()
         for episode in episodes:
             try:
+                # Made storable here, one episode at a time, as it is serialized: a value that cannot become JSON
+                # (a cycle, a lone surrogate, an object) is fixed visibly instead of failing its batch-mates.
+                episode = storable_model(episode, max_chars=self.max_field_chars)
                 payload = self._merged_payload(db, episode)
             except Exception as exc:
                 self._dead_letter(db, episode, exc, now)
@@ -144,13 +160,15 @@ class EpisodeQueue(ServedLedger, Journal):
         error = f"{type(exc).__name__}: {str(exc)[:500]}"
         log.error("episode %s could not be stored and was set aside as a dead letter: %s", episode.id, error)
         s = episode.scope
+        # Every column made storable on its own: this row is written for an episode whose fixing failed.
+        scope = [None if v is None else storable_text(str(v), 2_000) for v in (s.namespace, s.tenant, s.agent, s.user)]
         try:
             text = storable_text(str(episode.input), 2_000)
         except Exception:
             text = None
         db.execute(
             "INSERT INTO dead_letters (id, namespace, tenant, agent, user, error, input, at) VALUES (?,?,?,?,?,?,?,?)",
-            (str(episode.id), s.namespace, s.tenant, s.agent, s.user, error, text, now),
+            (storable_text(str(episode.id), 2_000), *scope, storable_text(error), text, now),
         )
 
     def dead_letters(self, limit: int = 100) -> list[tuple[str, str, str | None]]:
