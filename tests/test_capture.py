@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from expscale_core import EpisodeQueue, EpisodeRecorder, ErrorStep, Message, ToolStep, redact_episode
-from expscale_core.episode import Episode, LLMStep
+from expscale_core.episode import Episode, EpisodeDraft, LLMStep, utcnow
 from expscale_core.testing import make_engine
 
 
@@ -79,6 +80,53 @@ def test_many_threads_build_separate_episodes() -> None:
             ep = engine.queue.get(f"r{i}")
             assert ep is not None and ep.output == f"a{i}" and len(ep.steps) == 20
             assert [s.output for s in ep.steps] == list(range(20))  # type: ignore[union-attr]
+
+
+def test_the_queue_validates_a_draft_as_it_stores_it_and_sets_aside_one_that_does_not_validate() -> None:
+    """Capture hands the engine a draft; the writer validates it. A draft that cannot become an Episode is a dead
+    letter with its error, and its batch-mates are stored."""
+    with make_engine() as engine:
+        rec = EpisodeRecorder(engine)
+        rec.start("good", None, input="q")
+        draft = rec.end("good", output="a")
+        assert isinstance(draft, EpisodeDraft) and engine.queue.get("good") is not None
+        broken = EpisodeDraft(
+            id="broken",
+            scope=engine.scope,
+            input="q",
+            output=None,
+            steps=["not a step"],  # type: ignore[list-item]
+            metadata={},
+            started_at=utcnow(),
+            ended_at=utcnow(),
+        )
+        assert engine.record(broken) == "broken"
+        rec.start("after", None, input="q2")
+        rec.end("after", output="b")
+        engine.flush()
+        assert engine.queue.get("after") is not None and engine.queue.get("broken") is None
+        ((dead_id, error, text),) = engine.queue.dead_letters()
+        assert (dead_id, text) == ("broken", "q") and "steps" in error
+
+
+def test_a_draft_given_a_scope_or_redaction_is_validated_and_rewritten_on_the_callers_thread() -> None:
+    with make_engine() as engine:
+        rec = EpisodeRecorder(engine)
+        rec.start("r1", None, input="mail bob@example.com")
+        draft = rec.end("r1", output="ok")
+        engine.record(draft, scope="acme")  # type: ignore[arg-type]
+        engine.redact = lambda text: text.replace("bob@example.com", "[email]")
+        rec.start("r2", None, input="mail bob@example.com")
+        rec.end("r2", output="ok")
+        engine.flush()
+        scoped, redacted = engine.queue.get("r1"), engine.queue.get("r2")
+        assert scoped is not None and scoped.scope.namespace == "acme"
+        assert redacted is not None and redacted.input == "mail [email]"
+
+
+def test_recorder_metadata_keys_must_be_text() -> None:
+    with make_engine() as engine, pytest.raises(TypeError, match="metadata"):
+        EpisodeRecorder(engine, metadata={1: "x"})  # type: ignore[dict-item]
 
 
 def test_redact_episode_keeps_ids_and_structure() -> None:

@@ -111,6 +111,23 @@ def test_root_run_id_is_the_episode_id_so_feedback_works(engine: ExperienceEngin
     assert "Santiago" in engine.retrieve("capital of Chile")[0].experience.content
 
 
+def test_the_episode_id_is_the_run_ids_text_for_any_uuid(engine: ExperienceEngine) -> None:
+    """The handler keys runs by the UUID's int and writes only a root's id as text; that text is str(run_id)."""
+    import uuid
+
+    handler = ExperienceCallbackHandler(engine)
+    chain = RunnableLambda(lambda x: x) | RunnableLambda(lambda x: x)
+    seen: dict[str, str | None] = {}
+    ids = [uuid.UUID(int=5), uuid.UUID(int=2**128 - 1), *(uuid.uuid4() for _ in range(20))]
+    for run_id in ids:
+        probe = RunnableLambda(lambda x, rid=run_id: seen.setdefault(str(rid), handler.episode_id(rid)) and x)
+        (chain | probe).invoke("q", config={"callbacks": [handler], "run_id": run_id})
+    engine.flush()
+    assert {e.id for e, _, _ in engine.queue.list()} == {str(r) for r in ids}
+    assert seen == {str(r): str(r) for r in ids}, "a nested step finds its episode while the run is open"
+    assert handler.episode_id(str(ids[0])) is None and handler.episode_id("not a run id") is None
+
+
 def test_the_runs_user_id_is_the_source_of_what_it_teaches(engine: ExperienceEngine) -> None:
     import uuid
 

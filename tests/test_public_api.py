@@ -22,6 +22,7 @@ PINNED = {
         "EdgeExperienceStore",
         "EngineStats",
         "Episode",
+        "EpisodeDraft",
         "EpisodeQueue",
         "EpisodeRecorder",
         "EpisodeStatus",

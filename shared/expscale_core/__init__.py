@@ -12,6 +12,7 @@ from expscale_core.embed import CachedEmbedder, Embedder, HashEmbedder, MiniLMEm
 from expscale_core.engine import EngineStats, ExperienceEngine
 from expscale_core.episode import (
     Episode,
+    EpisodeDraft,
     EpisodeStatus,
     ErrorStep,
     LLMStep,
@@ -78,6 +79,7 @@ __all__ = [
     "EmbedderError",
     "EngineStats",
     "Episode",
+    "EpisodeDraft",
     "EpisodeQueue",
     "EpisodeRecorder",
     "EpisodeStatus",

@@ -14,7 +14,7 @@ from expscale_core.capture.redact import redact_episode
 from expscale_core.capture.storable import storable_model, storable_text
 from expscale_core.distill.base import Distiller
 from expscale_core.embed.base import Embedder
-from expscale_core.episode import Episode, Outcome, utcnow
+from expscale_core.episode import Episode, EpisodeDraft, Outcome, utcnow
 from expscale_core.episodes.queue import EpisodeQueue
 from expscale_core.experience import Experience, ExperienceStatus, ScoredExperience
 from expscale_core.factory import build_collaborators
@@ -156,34 +156,40 @@ class ExperienceEngine:
 
     # -- capture -------------------------------------------------------------------------
 
-    def record(self, episode: Episode, *, scope: ScopeLike = None) -> str:
-        """Queue a finished episode for background distillation; returns its id.
+    def record(self, episode: Episode | EpisodeDraft, *, scope: ScopeLike = None) -> str:
+        """Queue a finished episode (or capture's draft of one) for background distillation; returns its id.
 
         Cheap on the caller's thread: the episode is buffered and committed by the queue's writer within
         ``capture.commit_interval_s`` (see :meth:`EpisodeQueue.put` for the exact durability contract;
         :meth:`flush` and :meth:`close` commit at once). Distillation happens later on the worker thread.
         """
-        if not isinstance(episode, Episode):
+        if not isinstance(episode, (Episode, EpisodeDraft)):
             raise TypeError(
                 f"record() takes an Episode, not {type(episode).__name__}; build one with Episode(input=...)"
             )
         self._check_open()
-        if scope is not None:
-            episode = episode.model_copy(update={"scope": Scope.coerce(scope)})
-        elif episode.scope is not self.scope and self.scope is not _NO_SCOPE and episode.scope == _NO_SCOPE:
-            episode = episode.model_copy(update={"scope": self.scope})
-        if self.redact is not None:  # redaction walks every value, so they must be storable (no cycle) first
-            episode = redact_episode(
-                storable_model(episode, max_chars=self.capture_settings.max_field_chars), self.redact
-            )
+        episode = self._stamped(episode, scope)
         # Without autostart nothing runs in the background, so the episode is committed right here. Otherwise the
-        # queue's writer makes it storable, commits it within capture.commit_interval_s and wakes the distiller
-        # (started here by the first capture).
+        # queue's writer makes it storable, commits it within capture.commit_interval_s and wakes the distiller.
         committed = self._loop.queue.put(episode, wait=not self._autostart)
         self._worker.touch()  # capture is app activity: the worker keeps out of its way
-        if committed or not self._worker.started:
+        if committed or not self._worker.started:  # (the first capture starts it)
             self._wake()
         return episode.id
+
+    def _stamped(self, episode: Episode | EpisodeDraft, scope: ScopeLike) -> Episode | EpisodeDraft:
+        """The episode as queued: in ``scope``, or the engine's when it has none; redacted."""
+        unscoped = episode.scope is not self.scope and self.scope is not _NO_SCOPE and episode.scope == _NO_SCOPE
+        if scope is None and not unscoped and self.redact is None:
+            return episode  # capture's usual case: a draft stays one, for the queue's writer to validate
+        if isinstance(episode, EpisodeDraft):
+            episode = episode.build()
+        if scope is not None or unscoped:
+            episode = episode.model_copy(update={"scope": self.scope if scope is None else Scope.coerce(scope)})
+        if self.redact is not None:  # redaction walks every value, so they must be storable (no cycle) first
+            limit = self.capture_settings.max_field_chars
+            episode = redact_episode(storable_model(episode, max_chars=limit), self.redact)
+        return episode
 
     def flush(self) -> None:
         """Commit every captured episode to the durable queue now."""

@@ -14,6 +14,7 @@ from expscale_core.scope import Scope
 
 __all__ = [
     "Episode",
+    "EpisodeDraft",
     "EpisodeStatus",
     "ErrorStep",
     "LLMStep",
@@ -162,3 +163,58 @@ class Episode(BaseModel):
     @property
     def errors(self) -> list[ErrorStep]:
         return [s for s in self.steps if isinstance(s, ErrorStep)]
+
+
+class EpisodeDraft:
+    """A finished run's fields as capture collected them; the queue's writer validates it into an :class:`Episode`
+    just before storing it.
+
+    Capture runs on the caller's thread, where validating the episode cost as much as the rest of capture together.
+    A draft holds what the recorder built itself (texts, step models, a metadata dict), so it validates; one that
+    does not becomes a dead letter with its error, like any episode the writer cannot store.
+
+    Example:
+        >>> draft = EpisodeDraft(id="r1", scope=Scope(), input="2+2?", output="4", steps=[], metadata={},
+        ...                      started_at=utcnow(), ended_at=utcnow())
+        >>> draft.build().output
+        '4'
+    """
+
+    __slots__ = ("ended_at", "id", "input", "metadata", "output", "scope", "started_at", "steps")
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        scope: Scope,
+        input: str,
+        output: str | None,
+        steps: list[Step],
+        metadata: dict[str, Any],
+        started_at: datetime,
+        ended_at: datetime,
+    ) -> None:
+        # The id is repaired as Episode repairs it, so the id record() returns is the id stored.
+        self.id = id if id.isascii() else storable_text(id)
+        self.scope = scope
+        self.input = input
+        self.output = output
+        self.steps = steps
+        self.metadata = metadata
+        self.started_at = started_at
+        self.ended_at = ended_at
+
+    def build(self) -> Episode:
+        return Episode(
+            id=self.id,
+            scope=self.scope,
+            input=self.input,
+            output=self.output,
+            steps=self.steps,
+            metadata=self.metadata,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+        )
+
+    def __repr__(self) -> str:
+        return f"EpisodeDraft(id={self.id!r}, input={self.input[:60]!r}, steps={len(self.steps)})"

@@ -18,6 +18,7 @@ from expscale_core.capture.redact import Redactor, redact_episode
 from expscale_core.capture.storable import storable_model, text_of
 from expscale_core.episode import (
     Episode,
+    EpisodeDraft,
     ErrorStep,
     LLMStep,
     Message,
@@ -36,7 +37,7 @@ class EpisodeSink(Protocol):
     @property
     def scope(self) -> Scope: ...
 
-    def record(self, episode: Episode) -> str: ...
+    def record(self, episode: Episode | EpisodeDraft) -> str: ...
 
 
 __all__ = ["EpisodeRecorder", "EpisodeSink", "episodes_from_messages", "redact_episode"]  # redact_episode: re-export
@@ -110,10 +111,12 @@ class EpisodeRecorder:
         self.scope = Scope.coerce(scope) if scope is not None else engine.scope
         self.redact = redact
         self.metadata = dict(metadata or {})
+        if not all(isinstance(key, str) for key in self.metadata):
+            raise TypeError(f"EpisodeRecorder(metadata=...) keys must be strings, got {list(self.metadata)!r}")
         self.episode_id = episode_id
         self._open: dict[Hashable, _Open] = {}  # root runs
         self._runs: dict[Hashable, _Open] = {}  # every tracked run, root or nested, to its episode
-        self._unsaved: list[Episode] = []
+        self._unsaved: list[Episode | EpisodeDraft] = []
         self._lock = threading.Lock()
 
     # -- run tree --------------------------------------------------------------------------
@@ -276,8 +279,11 @@ class EpisodeRecorder:
 
     # -- finishing -------------------------------------------------------------------------
 
-    def end(self, run_id: Hashable, *, output: str | None = None, input: str | None = None) -> Episode | None:
-        """A run ended. For a root, the episode is finished and queued; returns it (None otherwise)."""
+    def end(
+        self, run_id: Hashable, *, output: str | None = None, input: str | None = None
+    ) -> Episode | EpisodeDraft | None:
+        """A run ended. For a root, the episode is finished and queued; returns what was queued (None otherwise):
+        a draft the queue validates as it stores it, or with redaction the redacted :class:`Episode`."""
         try:
             with self._lock:
                 state = self._open.pop(run_id, None)
@@ -287,8 +293,8 @@ class EpisodeRecorder:
                 runs.pop(run_id, None)
                 for member in state.members:
                     runs.pop(member, None)
-            # Built here, once, with every field: validating them together is cheaper than setting them one by one.
-            episode = Episode(
+            # Validated by the queue's writer, not here: on the caller's thread it cost as much as the rest of capture.
+            draft = EpisodeDraft(
                 id=state.id,
                 scope=self.scope,
                 input=state.input or _text(input),
@@ -298,8 +304,9 @@ class EpisodeRecorder:
                 started_at=state.started_at,
                 ended_at=utcnow(),
             )
+            episode: Episode | EpisodeDraft = draft
             if self.redact is not None:  # on a storable copy: captured values may hold cycles
-                episode = redact_episode(storable_model(episode), self.redact)
+                episode = redact_episode(storable_model(draft.build()), self.redact)
             if self._unsaved:
                 self._record(episode)
             else:  # the usual case, nothing held back: straight to the engine
@@ -312,7 +319,7 @@ class EpisodeRecorder:
             log.exception("expscale: could not finish the episode of run %s", run_id)
             return None
 
-    def _record(self, episode: Episode | None) -> None:
+    def _record(self, episode: Episode | EpisodeDraft | None) -> None:
         with self._lock:
             backlog, self._unsaved = [*self._unsaved, *([episode] if episode else [])], []
         for i, item in enumerate(backlog):
@@ -322,7 +329,7 @@ class EpisodeRecorder:
                 self._hold(backlog[i:], exc)
                 return
 
-    def _hold(self, episodes: list[Episode], exc: Exception) -> None:
+    def _hold(self, episodes: list[Episode | EpisodeDraft], exc: Exception) -> None:
         # The queue is local disk: keep everything until it works again (flush() or the next capture retries).
         log.warning(
             "expscale: could not queue episode %s yet (%s); holding %d in memory", episodes[0].id, exc, len(episodes)

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from expscale_core.episode import Episode
+from expscale_core.episode import Episode, EpisodeDraft
 from expscale_core.episodes.group_commit import GroupCommit
 from expscale_core.errors import QueueError
 
@@ -113,7 +113,7 @@ class QueueDatabase:
             with self._tx():
                 pass
 
-    def _insert(self, db: sqlite3.Connection, episodes: Sequence[Episode]) -> None:
+    def _insert(self, db: sqlite3.Connection, episodes: Sequence[Episode | EpisodeDraft]) -> None:
         raise NotImplementedError  # the queue knows how an episode is stored
 
     @contextmanager

@@ -15,7 +15,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 
-from expscale_core.episode import Episode
+from expscale_core.episode import Episode, EpisodeDraft
 from expscale_core.errors import QueueError
 
 __all__ = ["GroupCommit"]
@@ -46,7 +46,7 @@ class GroupCommit:
         self.commit = commit
         self.interval_s = interval_s
         self.listeners: list[Callable[[], None]] = []
-        self._episodes: deque[Episode] = deque()
+        self._episodes: deque[Episode | EpisodeDraft] = deque()
         self._writer: threading.Thread | None = None
         self._wake = threading.Event()
         self._closed = threading.Event()
@@ -56,7 +56,7 @@ class GroupCommit:
     def __len__(self) -> int:
         return len(self._episodes)
 
-    def append(self, episode: Episode) -> None:
+    def append(self, episode: Episode | EpisodeDraft) -> None:
         self._episodes.append(episode)
         if not self._wake.is_set():  # the first capture of a batch wakes the writer; the rest only append
             self._kick()
@@ -69,13 +69,13 @@ class GroupCommit:
             self._start()
         self._wake.set()
 
-    def drain(self) -> list[Episode]:
-        batch: list[Episode] = []
+    def drain(self) -> list[Episode | EpisodeDraft]:
+        batch: list[Episode | EpisodeDraft] = []
         while self._episodes:
             batch.append(self._episodes.popleft())
         return batch
 
-    def give_back(self, batch: list[Episode]) -> None:
+    def give_back(self, batch: list[Episode | EpisodeDraft]) -> None:
         """A batch whose transaction failed goes back in front, in order, for the next try."""
         self._episodes.extendleft(reversed(batch))
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from expscale_core.capture.storable import DEFAULT_MAX_FIELD_CHARS, storable_model, storable_text
-from expscale_core.episode import Episode, EpisodeStatus, Outcome
+from expscale_core.episode import Episode, EpisodeDraft, EpisodeStatus, Outcome
 from expscale_core.episodes.db import PROCESSING, is_dead_owner
 from expscale_core.episodes.journal import Journal
 from expscale_core.episodes.ledger import ServedLedger
@@ -83,7 +83,7 @@ class EpisodeQueue(ServedLedger, Journal):
 
     # -- capture ---------------------------------------------------------------------------
 
-    def put(self, episode: Episode, *, wait: bool = True) -> bool:
+    def put(self, episode: Episode | EpisodeDraft, *, wait: bool = True) -> bool:
         """Queue ``episode`` as pending. Re-recording an id replaces it and keeps its outcome.
 
         Durability: with ``wait=True`` (or ``commit_interval_s=0``) the episode is committed to SQLite (WAL)
@@ -94,7 +94,8 @@ class EpisodeQueue(ServedLedger, Journal):
         interval; a failed commit (a full disk) keeps them in memory and retries.
 
         Whatever the episode holds is stored: a value that cannot become JSON is fixed, visibly, as it is written
-        (:mod:`expscale_core.capture.storable`; texts past ``max_field_chars`` are shortened in the middle).
+        (:mod:`expscale_core.capture.storable`; texts past ``max_field_chars`` are shortened in the middle). A
+        capture's :class:`EpisodeDraft` is validated then too; one that does not validate becomes a dead letter.
 
         Returns True when the episode was committed here, False when the writer commits it (and then calls
         :meth:`on_commit`'s callback).
@@ -121,16 +122,17 @@ class EpisodeQueue(ServedLedger, Journal):
 
         return remove
 
-    def _insert(self, db: sqlite3.Connection, episodes: Sequence[Episode]) -> None:
+    def _insert(self, db: sqlite3.Connection, episodes: Sequence[Episode | EpisodeDraft]) -> None:
         now = self._clock()
-        for episode in episodes:
+        for item in episodes:
             try:
-                # Made storable here, one episode at a time, as it is serialized: a value that cannot become JSON
-                # (a cycle, a lone surrogate, an object) is fixed visibly instead of failing its batch-mates.
+                # Validated and made storable here, one episode at a time, as it is serialized: a value that cannot
+                # become JSON (a cycle, a lone surrogate, an object) is fixed visibly, never failing its batch-mates.
+                episode = item.build() if isinstance(item, EpisodeDraft) else item
                 episode = storable_model(episode, max_chars=self.max_field_chars)
                 payload = self._merged_payload(db, episode)
             except Exception as exc:
-                self._dead_letter(db, episode, exc, now)
+                self._dead_letter(db, item, exc, now)
                 continue
             s = episode.scope
             db.execute(
@@ -156,7 +158,7 @@ class EpisodeQueue(ServedLedger, Journal):
         _parse(payload)  # what cannot be read back would stall the worker later; refuse it now
         return payload
 
-    def _dead_letter(self, db: sqlite3.Connection, episode: Episode, exc: Exception, now: float) -> None:
+    def _dead_letter(self, db: sqlite3.Connection, episode: Episode | EpisodeDraft, exc: Exception, now: float) -> None:
         error = f"{type(exc).__name__}: {str(exc)[:500]}"
         log.error("episode %s could not be stored and was set aside as a dead letter: %s", episode.id, error)
         s = episode.scope
