@@ -65,8 +65,8 @@ def episodes_from_messages(
 
 
 class _Open:
-    """An episode under construction, with the steps still waiting for their end event. Plain fields: the
-    :class:`Episode` is built once, when the run ends (capture runs on the caller's thread)."""
+    """An episode under construction, with the steps still waiting for their end event. Plain fields: when the
+    run ends they become an :class:`EpisodeDraft`, which the queue's writer validates (not the caller's thread)."""
 
     __slots__ = ("id", "input", "members", "metadata", "pending", "started_at", "steps")
 

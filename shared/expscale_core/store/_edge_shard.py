@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from collections.abc import Callable, Sequence
@@ -92,6 +93,15 @@ def edge_filter(
 ) -> qe.Filter | None:
     """Records of ``scope`` (containment; ``exact``: that scope only) with one of ``statuses``; with ``reader``,
     what a reader in ``scope`` may see instead (:func:`reader_lines`)."""
+    return _edge_filter(scope, None if statuses is None else tuple(statuses), exact, reader)
+
+
+@functools.lru_cache(maxsize=1024)
+def _edge_filter(
+    scope: Scope | None, statuses: tuple[ExperienceStatus, ...] | None, exact: bool, reader: bool
+) -> qe.Filter | None:
+    # Cached: a reader's filter takes ~150 us of Python to build, and an app asks with a handful of scopes (frozen,
+    # so they key it); the filter is a description the engine reads at each query, never changed.
     import qdrant_edge as qe
 
     must: list[Any] = []
