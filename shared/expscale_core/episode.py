@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Annotated, Any, Literal
@@ -165,6 +166,7 @@ class Episode(BaseModel):
         return [s for s in self.steps if isinstance(s, ErrorStep)]
 
 
+@dataclass(slots=True, kw_only=True, repr=False)
 class EpisodeDraft:
     """A finished run's fields as capture collected them; the queue's writer validates it into an :class:`Episode`
     just before storing it.
@@ -180,29 +182,18 @@ class EpisodeDraft:
         '4'
     """
 
-    __slots__ = ("ended_at", "id", "input", "metadata", "output", "scope", "started_at", "steps")
+    id: str
+    scope: Scope
+    input: str
+    output: str | None
+    steps: list[Step]
+    metadata: dict[str, Any]
+    started_at: datetime
+    ended_at: datetime
 
-    def __init__(
-        self,
-        *,
-        id: str,
-        scope: Scope,
-        input: str,
-        output: str | None,
-        steps: list[Step],
-        metadata: dict[str, Any],
-        started_at: datetime,
-        ended_at: datetime,
-    ) -> None:
-        # The id is repaired as Episode repairs it, so the id record() returns is the id stored.
-        self.id = id if id.isascii() else storable_text(id)
-        self.scope = scope
-        self.input = input
-        self.output = output
-        self.steps = steps
-        self.metadata = metadata
-        self.started_at = started_at
-        self.ended_at = ended_at
+    def __post_init__(self) -> None:
+        if not self.id.isascii():  # repaired as Episode repairs it, so the id record() returns is the id stored
+            self.id = storable_text(self.id)
 
     def build(self) -> Episode:
         return Episode(
