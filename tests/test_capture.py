@@ -101,12 +101,24 @@ def test_the_queue_validates_a_draft_as_it_stores_it_and_sets_aside_one_that_doe
             ended_at=utcnow(),
         )
         assert engine.record(broken) == "broken"
+        no_scope = EpisodeDraft(
+            id="no-scope",
+            scope="acme",  # type: ignore[arg-type]
+            input="q",
+            output=None,
+            steps=[],
+            metadata={},
+            started_at=utcnow(),
+            ended_at=utcnow(),
+        )
+        engine.record(no_scope)  # its dead letter cannot read a scope either, and must not fail the batch
         rec.start("after", None, input="q2")
         rec.end("after", output="b")
         engine.flush()
         assert engine.queue.get("after") is not None and engine.queue.get("broken") is None
-        ((dead_id, error, text),) = engine.queue.dead_letters()
-        assert (dead_id, text) == ("broken", "q") and "steps" in error
+        dead = {dead_id: (error, text) for dead_id, error, text in engine.queue.dead_letters()}
+        assert dead.keys() == {"broken", "no-scope"}
+        assert dead["broken"][1] == "q" and "steps" in dead["broken"][0] and "scope" in dead["no-scope"][0]
 
 
 def test_a_draft_given_a_scope_or_redaction_is_validated_and_rewritten_on_the_callers_thread() -> None:

@@ -97,8 +97,8 @@ class EpisodeQueue(ServedLedger, Journal):
         (:mod:`expscale_core.capture.storable`; texts past ``max_field_chars`` are shortened in the middle). A
         capture's :class:`EpisodeDraft` is validated then too; one that does not validate becomes a dead letter.
 
-        Returns True when the episode was committed here, False when the writer commits it (and then calls
-        :meth:`on_commit`'s callback).
+        Returns True when the episode was committed here, False when the writer commits it (and then calls the
+        :meth:`on_commit` listeners).
         """
         if self._closing:
             raise QueueError(f"episode queue at {self.path} is closed; the episode was not queued")
@@ -161,9 +161,15 @@ class EpisodeQueue(ServedLedger, Journal):
     def _dead_letter(self, db: sqlite3.Connection, episode: Episode | EpisodeDraft, exc: Exception, now: float) -> None:
         error = f"{type(exc).__name__}: {str(exc)[:500]}"
         log.error("episode %s could not be stored and was set aside as a dead letter: %s", episode.id, error)
-        s = episode.scope
-        # Every column made storable on its own: this row is written for an episode whose fixing failed.
-        scope = [None if v is None else storable_text(str(v), 2_000) for v in (s.namespace, s.tenant, s.agent, s.user)]
+        # Every column made storable on its own, and none may fail: this row is written for an episode whose fixing
+        # or validation failed, in its batch-mates' transaction.
+        try:
+            s = episode.scope
+            scope = [
+                None if v is None else storable_text(str(v), 2_000) for v in (s.namespace, s.tenant, s.agent, s.user)
+            ]
+        except Exception:
+            scope = [None] * 4
         try:
             text = storable_text(str(episode.input), 2_000)
         except Exception:
@@ -175,7 +181,8 @@ class EpisodeQueue(ServedLedger, Journal):
 
     def dead_letters(self, limit: int = 100) -> list[tuple[str, str, str | None]]:
         """Captured episodes that could not be stored: (episode id, error, the start of their input), newest
-        first. Capture makes every value storable first, so this stays empty unless something new breaks."""
+        first. Every value is made storable as it is written, so this stays empty unless something new breaks (or an
+        :class:`EpisodeDraft` built by hand does not validate)."""
         rows = self._read(
             lambda db: db.execute(
                 "SELECT id, error, input FROM dead_letters ORDER BY at DESC LIMIT ?", (limit,)
