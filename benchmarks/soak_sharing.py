@@ -67,7 +67,7 @@ def main() -> None:
         }
         ops = sum(report.ops.values())
         bad = sum(report.violations().values())
-        print(f"{name}: {ops} operations in {args.seconds:.0f} s on {args.engines} engines; violations {bad}")
+        print(f"{name}: {ops} operations in {report.seconds:.0f} s on {args.engines} engines; violations {bad}")
         print("  " + json.dumps(results[name]["violations"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -206,6 +206,17 @@ def _step(engine: ExperienceEngine, me: int, world: _World, rng: random.Random) 
         world.ops[op] += 1
 
 
+MIX = ("teach-identical", "serve", "delete-episode", "delete-scope", "refine")
+"""The operations a soak must have run for its invariants to mean something."""
+
+
+def _mix_ran(world: _World) -> bool:
+    """Every writer path ran, and refines both ran and were turned away by another engine's lease."""
+    with world.lock:
+        skipped = [r.skipped for r in world.refines]
+        return all(world.ops[op] > 0 for op in MIX) and any(skipped) and not all(skipped)
+
+
 def _seed_ledger(engine: ExperienceEngine) -> None:
     for i, subject in enumerate(_SUBJECTS):
         _teach(engine, f"What is {subject}?", f"The ledger says {subject} is entry {i}.", "ledger")
@@ -228,8 +239,8 @@ def soak(
     delay_s: float = 0.003,
     seed: int = 7,
 ) -> SoakReport:
-    """Run the mix for ``seconds`` on ``engines`` engines over ``inner`` (empty; the caller closes it), then check
-    the invariants."""
+    """Run the mix for ``seconds`` (longer, up to four times, until every path of it ran) on ``engines`` engines
+    over ``inner`` (empty; the caller closes it), then check the invariants. The report says how long it ran."""
     quiet = _QuietServes()
     logging.getLogger("expscale_core.engine").addFilter(quiet)
     try:
@@ -248,25 +259,34 @@ def _soak(inner: ExperienceStore, *, engines: int, seconds: float, delay_s: floa
     world = _World()
     _seed_ledger(fleet[0])
     deadline = time.monotonic() + seconds
+    hard_deadline = deadline + 3 * seconds
+
+    def go_on() -> bool:
+        # The mix must have run (see _mix_ran); a loaded machine gets there later, so the soak goes on past
+        # ``seconds``, up to four times as long, until it has.
+        now = time.monotonic()
+        return now < deadline or (now < hard_deadline and not _mix_ran(world))
 
     def run(me: int) -> None:
         rng = random.Random(seed * 1000 + me)
-        while time.monotonic() < deadline:
+        while go_on():
             try:
                 _step(fleet[me], me, world, rng)
             except Exception as exc:  # every one is a finding: nothing here may raise
                 with world.lock:
                     world.errors.append(f"engine {me}: {type(exc).__name__}: {exc}")
 
+    started = time.monotonic()
     threads = [threading.Thread(target=run, args=(n,)) for n in range(engines)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    ran_s = time.monotonic() - started
     for engine in fleet:  # what lost a race waits, with a short backoff, for a later step
         if not engine.drain(timeout=60):
             world.errors.append("an engine did not drain its queue in 60 s")
-    report = _check(inner, shared, fleet, world, seconds)
+    report = _check(inner, shared, fleet, world, ran_s)
     for engine in fleet:
         engine._worker.stop()
         engine.queue.close()
