@@ -30,7 +30,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.tools import tool
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
@@ -116,15 +116,20 @@ def test_the_episode_id_is_the_run_ids_text_for_any_uuid(engine: ExperienceEngin
     import uuid
 
     handler = ExperienceCallbackHandler(engine)
-    chain = RunnableLambda(lambda x: x) | RunnableLambda(lambda x: x)
-    seen: dict[str, str | None] = {}
+    seen: list[str | None] = []
+
+    def probe(x: str, config: RunnableConfig) -> str:
+        nested = config["callbacks"].parent_run_id  # type: ignore[union-attr]  # this step's own run, not the root
+        seen.append(handler.episode_id(nested))
+        return x
+
+    chain = RunnableLambda(lambda x: x) | RunnableLambda(probe)
     ids = [uuid.UUID(int=5), uuid.UUID(int=2**128 - 1), *(uuid.uuid4() for _ in range(20))]
     for run_id in ids:
-        probe = RunnableLambda(lambda x, rid=run_id: seen.setdefault(str(rid), handler.episode_id(rid)) and x)
-        (chain | probe).invoke("q", config={"callbacks": [handler], "run_id": run_id})
+        chain.invoke("q", config={"callbacks": [handler], "run_id": run_id})
     engine.flush()
     assert {e.id for e, _, _ in engine.queue.list()} == {str(r) for r in ids}
-    assert seen == {str(r): str(r) for r in ids}, "a nested step finds its episode while the run is open"
+    assert seen == [str(r) for r in ids], "a nested step finds its episode while the run is open"
     assert handler.episode_id(str(ids[0])) is None and handler.episode_id("not a run id") is None
 
 
