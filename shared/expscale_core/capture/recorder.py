@@ -307,19 +307,19 @@ class EpisodeRecorder:
             episode: Episode | EpisodeDraft = draft
             if self.redact is not None:  # on a storable copy: captured values may hold cycles
                 episode = redact_episode(storable_model(draft.build()), self.redact)
-            if self._unsaved:
-                self._record(episode)
-            else:  # the usual case, nothing held back: straight to the engine
-                try:
-                    self.engine.record(episode)
-                except Exception as exc:
-                    self._hold([episode], exc)
+            self._record(episode)
             return episode
         except Exception:
             log.exception("expscale: could not finish the episode of run %s", run_id)
             return None
 
     def _record(self, episode: Episode | EpisodeDraft | None) -> None:
+        if episode is not None and not self._unsaved:  # the usual case, nothing held back: straight to the engine
+            try:
+                self.engine.record(episode)
+            except Exception as exc:
+                self._hold([episode], exc)
+            return
         with self._lock:
             backlog, self._unsaved = [*self._unsaved, *([episode] if episode else [])], []
         for i, item in enumerate(backlog):
