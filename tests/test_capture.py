@@ -3,7 +3,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from expscale_core import EpisodeQueue, EpisodeRecorder, ErrorStep, Message, ToolStep, redact_episode
+from expscale_core import EpisodeQueue, EpisodeRecorder, ErrorStep, Message, Scope, ToolStep, redact_episode
 from expscale_core.episode import Episode, EpisodeDraft, LLMStep, utcnow
 from expscale_core.testing import make_engine
 
@@ -134,6 +134,14 @@ def test_a_draft_given_a_scope_or_redaction_is_validated_and_rewritten_on_the_ca
         scoped, redacted = engine.queue.get("r1"), engine.queue.get("r2")
         assert scoped is not None and scoped.scope.namespace == "acme"
         assert redacted is not None and redacted.input == "mail [email]"
+
+
+def test_an_id_with_a_lone_surrogate_is_repaired_alike_in_a_draft_and_an_episode() -> None:
+    now = utcnow()
+    draft = EpisodeDraft(
+        id="run-\ud800", scope=Scope(), input="q", output=None, steps=[], metadata={}, started_at=now, ended_at=now
+    )
+    assert draft.id == Episode(id="run-\ud800", input="q").id == draft.build().id == "run-\ufffd"
 
 
 def test_recorder_metadata_keys_must_be_text() -> None:

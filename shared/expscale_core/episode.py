@@ -33,6 +33,12 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _repaired_id(value: str) -> str:
+    # Repaired where the episode (or capture's draft of it) is made, not when it is written: the id record()
+    # returns must be the id stored.
+    return value if value.isascii() else storable_text(value)
+
+
 class EpisodeStatus(str, Enum):
     PENDING = "pending"
     DISTILLED = "distilled"
@@ -158,8 +164,7 @@ class Episode(BaseModel):
     def _id_not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("episode id must be a non-empty string, e.g. the run id of the top-level run")
-        # Repaired here, not when the episode is written: the id record() returns must be the id stored.
-        return value if value.isascii() else storable_text(value)
+        return _repaired_id(value)
 
     @property
     def errors(self) -> list[ErrorStep]:
@@ -192,8 +197,7 @@ class EpisodeDraft:
     ended_at: datetime
 
     def __post_init__(self) -> None:
-        if not self.id.isascii():  # repaired as Episode repairs it, so the id record() returns is the id stored
-            self.id = storable_text(self.id)
+        self.id = _repaired_id(self.id)
 
     def build(self) -> Episode:
         return Episode(
