@@ -37,15 +37,15 @@ def _commit_on_exit() -> None:
 class GroupCommit:
     """Episodes captured but not committed yet, and the thread that commits them.
 
-    ``commit`` runs one transaction that calls :meth:`drain` (and :meth:`give_back` if it fails). The
-    ``listeners`` run on the writer after each batch it committed: the distiller is woken once per batch, by the
-    thread that made the batch durable, instead of once per capture by the caller's thread.
+    ``commit`` runs one transaction that calls :meth:`drain` (and :meth:`give_back` if it fails). Each
+    callback given to :meth:`listen` runs on the writer after each batch it committed: the distiller is woken once
+    per batch, by the thread that made the batch durable, instead of once per capture by the caller's thread.
     """
 
     def __init__(self, commit: Callable[[], None], interval_s: float) -> None:
         self.commit = commit
         self.interval_s = interval_s
-        self.listeners: list[Callable[[], None]] = []
+        self._listeners: list[Callable[[], None]] = []
         self._episodes: deque[Episode | EpisodeDraft] = deque()
         self._writer: threading.Thread | None = None
         self._wake = threading.Event()
@@ -68,6 +68,16 @@ class GroupCommit:
         if writer is None or not writer.is_alive():
             self._start()
         self._wake.set()
+
+    def listen(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` after each batch the writer committed; returns the function that stops it."""
+        self._listeners.append(callback)
+
+        def stop() -> None:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+        return stop
 
     def drain(self) -> list[Episode | EpisodeDraft]:
         batch: list[Episode | EpisodeDraft] = []
@@ -104,7 +114,7 @@ class GroupCommit:
                 self._wake.set()
 
     def _committed(self) -> None:
-        for listener in list(self.listeners):
+        for listener in list(self._listeners):
             try:
                 listener()
             except Exception:  # the batch is durable; whoever listens polls too, so a failed wake only delays it

@@ -113,14 +113,7 @@ class EpisodeQueue(ServedLedger, Journal):
         """Call ``callback`` on the writer thread after each batch of buffered episodes it committed (an engine
         wakes its distiller so: once per batch, from the thread that made the batch durable). Every engine sharing
         the queue listens; returns the function that stops this ``callback`` listening."""
-        listeners = self._buffer.listeners
-        listeners.append(callback)
-
-        def remove() -> None:
-            if callback in listeners:
-                listeners.remove(callback)
-
-        return remove
+        return self._buffer.listen(callback)
 
     def _insert(self, db: sqlite3.Connection, episodes: Sequence[Episode | EpisodeDraft]) -> None:
         now = self._clock()
